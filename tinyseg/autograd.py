@@ -1,0 +1,89 @@
+"""Reverse-mode automatic differentiation: the walk backwards through the graph.
+
+Every Tensor made by an operation remembers its `parents` (the tensors it was
+computed from) and a `backward_fn` that turns the gradient of the loss with
+respect to the tensor into gradients with respect to each parent (the chain
+rule for that one operation). Operators write those two things side by side;
+this module only walks the graph:
+
+1. sort the graph topologically, so that each tensor comes after all the
+   tensors it was computed from (an explicit stack, no recursion: a graph
+   10,000 operations deep is fine);
+2. walk that order backwards from the output, handing each tensor's gradient
+   to its `backward_fn` and adding what comes out into its parents' gradients.
+   A tensor used twice (a "diamond") receives the sum of both contributions.
+
+Leaf tensors (made by you, `requires_grad=True`) accumulate into `.grad` with
+`+=`, as in PyTorch; call `zero_grad` between steps. Gradients of intermediate
+tensors are dropped after use unless `retain_grad()` was called on them.
+"""
+
+from __future__ import annotations
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """False inside `with no_grad():`, where operations record no graph."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager: operations inside it build no graph (for inference).
+
+        with tinyseg.no_grad():
+            logits = model(x)       # logits.requires_grad is False
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+
+    def __exit__(self, *exc_info):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+
+def topological_order(root) -> list:
+    """Tensors of the graph ending at `root`, every tensor after its parents.
+
+    Depth-first search with an explicit stack. A tensor is pushed twice: once
+    to visit it (push its parents), once more, under its parents, to emit it
+    after all of them have been emitted.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, parents_done = stack.pop()
+        if parents_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        for parent in tensor.parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def run_backward(root, grad) -> None:
+    """Propagate `grad` (d loss / d root, an array shaped like root) to every leaf."""
+    grads = {id(root): grad}  # gradients waiting to be handed on, by tensor id
+    for tensor in reversed(topological_order(root)):
+        grad = grads.pop(id(tensor), None)
+        if grad is None:  # no path from this tensor to the output carries gradient
+            continue
+        if tensor.backward_fn is None or tensor.keeps_grad:
+            # A copy, so that two leaves never share one gradient array.
+            tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+        if tensor.backward_fn is None:  # a leaf: nothing further back
+            continue
+        parent_grads = tensor.backward_fn(grad)
+        for parent, parent_grad in zip(tensor.parents, parent_grads):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            key = id(parent)
+            grads[key] = parent_grad if key not in grads else grads[key] + parent_grad

@@ -1,0 +1,113 @@
+"""The backend switch: NumPy on the CPU, CuPy on a CUDA GPU.
+
+This is the only module in tinyseg that knows CuPy exists. Every operator
+asks it for the array module of its input,
+
+    xp = get_array_module(x)      # numpy or cupy
+    y = xp.exp(x)                 # the same line runs on either device
+
+and then runs one code path on both devices (the idiom of Chainer and DeZero).
+
+Devices are named as in PyTorch: "cpu" and "cuda". Nothing is ever copied
+between devices behind your back: `to_device` is the one place that moves
+data, and it only runs when you ask (`Tensor.to("cuda")`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # CuPy is optional: tinyseg works without it, on the CPU only.
+    import cupy as cp
+except Exception:  # ImportError, or a CuPy that cannot find its CUDA libraries
+    cp = None
+
+DEVICES = ("cpu", "cuda")
+_default_device = "cpu"
+
+INSTALL_HINT = (
+    'install CuPy for your CUDA version with pip install "tinyseg[gpu]" '
+    "(or e.g. pip install cupy-cuda12x) on a machine with an NVIDIA GPU"
+)
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    if cp is None:
+        return False
+    try:
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver, no device
+        return False
+
+
+def check_device(device: str) -> str:
+    """Return `device` if it is a usable device name, else raise a clear error."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not cuda_available():
+        reason = "CuPy is not installed" if cp is None else "CuPy sees no CUDA device"
+        raise RuntimeError(f"device 'cuda' is not usable: {reason}; {INSTALL_HINT}")
+    return device
+
+
+def set_default_device(device: str) -> None:
+    """Choose where new tensors are created when no device is given."""
+    global _default_device
+    _default_device = check_device(device)
+
+
+def get_default_device() -> str:
+    return _default_device
+
+
+def get_array_module(array) -> object:
+    """numpy for a NumPy array (or anything else), cupy for a CuPy array."""
+    if cp is not None and isinstance(array, cp.ndarray):
+        return cp
+    return np
+
+
+def device_of(array) -> str:
+    """'cuda' for a CuPy array, 'cpu' otherwise."""
+    return "cuda" if get_array_module(array) is not np else "cpu"
+
+
+def is_array(obj) -> bool:
+    """True for a NumPy or CuPy n-d array."""
+    return isinstance(obj, np.ndarray) or (cp is not None and isinstance(obj, cp.ndarray))
+
+
+def to_device(array, device: str):
+    """Return `array` on `device`, copying between host and GPU only if needed."""
+    check_device(device)
+    if device_of(array) == device:
+        return array
+    if device == "cuda":
+        return cp.asarray(array)
+    return cp.asnumpy(array)
+
+
+def to_numpy(array) -> np.ndarray:
+    """A host (NumPy) copy or view of `array`."""
+    return to_device(array, "cpu") if is_array(array) else np.asarray(array)
+
+
+def as_strided(array, shape, strides):
+    """A read-only strided view of `array` (in bytes, like NumPy's strides).
+
+    NumPy and CuPy keep this function in different places; that is the only
+    reason it lives here.
+    """
+    if get_array_module(array) is np:
+        return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
+    return cp.lib.stride_tricks.as_strided(array, shape, strides)
+
+
+def synchronize(device: str) -> None:
+    """Wait until all queued work on `device` is done (a no-op on the CPU).
+
+    GPU calls return before the work finishes; read a clock only after this.
+    """
+    if device == "cuda":
+        cp.cuda.get_current_stream().synchronize()

@@ -1,0 +1,53 @@
+"""Activations: relu, softmax and log_softmax.
+
+softmax turns a vector of scores into probabilities, p_k = e^{x_k} / sum_j e^{x_j}.
+Computed as written, e^{1000} overflows; subtracting the largest score first
+changes nothing (the factor e^{-max} cancels) and keeps every exponent <= 0:
+
+    log_softmax(x)_k = (x_k - m) - log sum_j e^{x_j - m},   m = max_j x_j
+
+This is the log-sum-exp trick; cross_entropy uses the same function.
+"""
+
+from __future__ import annotations
+
+from tinyseg import backend
+from tinyseg.functional.validate import check_tensor
+from tinyseg.tensor import Tensor
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise."""
+    check_tensor(x, "input", "relu")
+    return x.relu()
+
+
+def log_softmax_array(x, dim: int):
+    """log_softmax on a plain array, stable for any finite scores."""
+    xp = backend.get_array_module(x)
+    shifted = x - x.max(axis=dim, keepdims=True)                     # every entry <= 0
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
+    """log of softmax along `dim` (the class axis, 1 for NCHW logits)."""
+    check_tensor(x, "input", "log_softmax")
+    out = log_softmax_array(x.data, dim)
+    xp = x.xp
+
+    def backward(grad):  # d/dx_j of sum_k g_k log p_k = g_j - p_j * sum_k g_k
+        return (grad - xp.exp(out) * grad.sum(axis=dim, keepdims=True),)
+
+    return Tensor.from_op(out, (x,), backward, "log_softmax")
+
+
+def softmax(x: Tensor, dim: int = 1) -> Tensor:
+    """Probabilities along `dim`: entries in (0, 1] that sum to 1."""
+    check_tensor(x, "input", "softmax")
+    xp = x.xp
+    p = xp.exp(log_softmax_array(x.data, dim))
+
+    def backward(grad):  # d/dx_j of sum_k g_k p_k = p_j (g_j - sum_k g_k p_k)
+        return (p * (grad - (grad * p).sum(axis=dim, keepdims=True)),)
+
+    return Tensor.from_op(p, (x,), backward, "softmax")

@@ -1,0 +1,115 @@
+"""Cross-entropy for classification and for segmentation (one label per pixel).
+
+For one pixel with class scores x (C of them) and true class t:
+
+    loss = -log softmax(x)_t = log sum_j e^{x_j} - x_t
+
+computed through log_softmax, so scores of 1e4 give a finite loss. Its
+gradient is beautifully simple: softmax(x) - onehot(t).
+
+Segmentation logits are (N, C, H, W) and targets (N, H, W): the same formula
+at every pixel. Pixels whose target is `ignore_index` (e.g. unlabelled
+borders) contribute nothing. With class weights w the mean is weighted, as
+PyTorch defines it:
+
+    mean loss = sum_i w[t_i] * loss_i / sum_i w[t_i]     over pixels i not ignored
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyseg import backend
+from tinyseg.functional.activation import log_softmax_array
+from tinyseg.functional.validate import check_tensor
+from tinyseg.tensor import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of (N, C) or (N, C, H, W) logits against integer targets.
+
+    target: (N,) or (N, H, W) integer class indices in [0, C), or ignore_index.
+    weight: optional (C,) class weights. reduction: "mean", "sum" or "none".
+    """
+    op = "cross_entropy"
+    check_tensor(logits, "input", op)
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: input must be (N, C) or (N, C, H, W), got shape {logits.shape}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    xp = logits.xp
+    n_classes = logits.shape[1]
+    target = check_target(op, logits, target, ignore_index)
+    class_weight = check_weight(op, logits, weight)
+
+    valid = target != ignore_index                                  # (N, H, W) bool
+    safe_target = xp.where(valid, target, 0)                        # ignored -> any real class
+    logp = log_softmax_array(logits.data, dim=1)                    # (N, C, H, W)
+    picked = xp.take_along_axis(logp, safe_target[:, None], axis=1)[:, 0]   # (N, H, W): log p_t
+    pixel_weight = valid.astype(logits.dtype)                       # 0 for ignored pixels
+    if class_weight is not None:
+        pixel_weight = pixel_weight * class_weight[safe_target]
+    losses = -picked * pixel_weight                                 # (N, H, W)
+    total_weight = pixel_weight.sum()
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):        # all ignored: 0/0 = nan, as PyTorch
+            out = losses.sum() / total_weight
+    elif reduction == "sum":
+        out = losses.sum()
+    else:
+        out = losses
+
+    def backward(grad):                      # grad: () for mean/sum, (N, H, W) for none
+        if reduction == "mean":
+            coefficient = pixel_weight * (grad / total_weight)      # (N, H, W)
+        else:
+            coefficient = pixel_weight * grad
+        classes = xp.arange(n_classes).reshape((1, n_classes) + (1,) * (logits.ndim - 2))
+        onehot = safe_target[:, None] == classes                    # (N, C, H, W) bool
+        return ((xp.exp(logp) - onehot) * coefficient[:, None],)   # softmax - onehot
+
+    return Tensor.from_op(out, (logits,), backward, op)
+
+
+def check_target(op: str, logits: Tensor, target, ignore_index: int):
+    """The target as an integer array of shape (N, H, W) with labels in [0, C) or ignored."""
+    data = target.data if isinstance(target, Tensor) else target
+    if not backend.is_array(data):
+        data = np.asarray(data)
+    expected = (logits.shape[0],) + logits.shape[2:]
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got dtype {data.dtype} "
+                        f"(shape {tuple(data.shape)}); convert with .astype(int)")
+    if tuple(data.shape) != expected:
+        raise ValueError(f"{op}: target has shape {tuple(data.shape)}, expected {expected} "
+                         f"for input of shape {logits.shape}")
+    if backend.device_of(data) != logits.device:
+        raise ValueError(f"{op}: input is on {logits.device} but target is on "
+                         f"{backend.device_of(data)}")
+    n_classes = logits.shape[1]
+    bad = ((data < 0) | (data >= n_classes)) & (data != ignore_index)
+    if bool(bad.any()):
+        values = sorted(set(backend.to_numpy(data[bad]).tolist()))[:5]
+        raise ValueError(f"{op}: target holds labels {values} outside [0, {n_classes}) for input "
+                         f"of shape {logits.shape} (ignore_index is {ignore_index})")
+    return data.astype(np.int64, copy=False)
+
+
+def check_weight(op: str, logits: Tensor, weight):
+    """Class weights as a (C,) array of the logits' dtype, or None."""
+    if weight is None:
+        return None
+    data = weight.data if isinstance(weight, Tensor) else weight
+    if not backend.is_array(data):
+        data = np.asarray(data)
+    n_classes = logits.shape[1]
+    if tuple(data.shape) != (n_classes,):
+        raise ValueError(f"{op}: weight has shape {tuple(data.shape)}, expected ({n_classes},) "
+                         f"for input of shape {logits.shape}")
+    if backend.device_of(data) != logits.device:
+        raise ValueError(f"{op}: input is on {logits.device} but weight is on "
+                         f"{backend.device_of(data)}")
+    return data.astype(logits.dtype, copy=False)

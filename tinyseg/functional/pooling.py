@@ -1,0 +1,63 @@
+"""Max pooling, built on the same window view as im2col.
+
+Each output pixel is the largest value in its kh x kw window:
+
+    y[n, c, oy, ox] = max over (i, j) of padded[n, c, oy * sh + i, ox * sw + j]
+
+im2col's window view (N, C, kh, kw, OH, OW) already holds, for each tap
+(i, j), an (N, C, OH, OW) strided slice of the image. Rather than copy all
+windows into columns and take a max along one axis, we keep a running
+elementwise maximum over the kh*kw tap slices: the same answer, read straight
+from the image, with no column buffer at all.
+
+Backward: the gradient of a max goes to the element that was the max. When a
+window holds the maximum more than once (a tie), PyTorch gives it all to the
+*first* one in row-major order (tap (0, 0), (0, 1), ...); so do we. The
+gradient columns (N, C, kh, kw, OH, OW) hold gy at each window's winning tap
+and 0 elsewhere, and col2im adds them back onto the image, which also handles
+overlapping windows (stride < kernel).
+"""
+
+from __future__ import annotations
+
+from tinyseg.functional.validate import check_tensor, non_negative_pair, positive_pair
+from tinyseg.im2col import col2im, pad_image, window_view
+from tinyseg.tensor import Tensor
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max pooling of an (N, C, H, W) batch; stride defaults to kernel_size.
+
+    Padding pads with -inf (it never wins) and may be at most half the kernel,
+    as in PyTorch, so that every window holds at least one real pixel.
+    """
+    op = "max_pool2d"
+    check_tensor(x, "input", op, 4, "(N, C, H, W)")
+    kernel = positive_pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else positive_pair(stride, "stride", op)
+    padding = non_negative_pair(padding, "padding", op)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel}")
+    n, c, h, w = x.shape
+    if h + 2 * padding[0] < kernel[0] or w + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"{op}: kernel_size {kernel} is larger than the padded input "
+                         f"({h + 2 * padding[0]}, {w + 2 * padding[1]}) (input shape {x.shape})")
+    xp = x.xp
+    kh, kw = kernel
+
+    taps = [(i, j) for i in range(kh) for j in range(kw)]  # row-major, as PyTorch scans
+    windows = window_view(pad_image(x.data, padding, value=-xp.inf), kernel, stride)
+    y = windows[:, :, 0, 0].copy()                          # (N, C, OH, OW)
+    for i, j in taps[1:]:
+        xp.maximum(y, windows[:, :, i, j], out=y)            # running max over the taps
+
+    def backward(gy):                                        # gy: (N, C, OH, OW)
+        gcols = xp.zeros(windows.shape, dtype=gy.dtype)      # (N, C, kh, kw, OH, OW)
+        unclaimed = xp.ones(y.shape, dtype=bool)             # window's max not yet found
+        for i, j in taps:
+            first_max = (windows[:, :, i, j] == y) & unclaimed
+            gcols[:, :, i, j] = gy * first_max
+            unclaimed &= ~first_max
+        return (col2im(gcols, x.shape, kernel, stride, padding),)   # (N, C, H, W)
+
+    return Tensor.from_op(y, (x,), backward, op)

@@ -1,0 +1,404 @@
+"""The autograd Tensor: an n-d array that remembers how it was computed.
+
+    x = Tensor([[1.0, 2.0]], requires_grad=True)
+    y = (x * x).sum()          # y = x0^2 + x1^2
+    y.backward()               # dy/dx = 2x
+    x.grad                     # array([[2., 4.]], dtype=float32)
+
+Each operation below computes its result (the forward) and defines, right
+next to it, `backward(grad)`: given d loss / d result, it returns d loss / d
+each input. `autograd.run_backward` calls these in reverse order.
+
+Gradients (`.grad`) are plain NumPy/CuPy arrays shaped like the tensor:
+tinyseg does not differentiate through a backward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyseg import autograd, backend
+
+
+def _as_array(data, dtype, device):
+    """Turn `data` (array, number, nested list) into a NumPy/CuPy array."""
+    if backend.is_array(data):
+        array = data if device is None else backend.to_device(data, device)
+        return array if dtype is None else array.astype(dtype, copy=False)
+    array = np.asarray(data, dtype=dtype)
+    if dtype is None and array.dtype == np.float64 and not isinstance(data, np.generic):
+        array = array.astype(np.float32)  # Python floats become float32, as in PyTorch
+    return backend.to_device(array, device or backend.get_default_device())
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting.
+
+    If x of shape (3, 1) was broadcast against (2, 3, 4), every x[i, 0] was
+    used 2 * 4 times, so its gradient is the sum over those copies.
+    """
+    while grad.ndim > len(shape):  # leading axes that broadcasting added
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:  # axes stretched from 1
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+class Tensor:
+    """An n-d array on "cpu" (NumPy) or "cuda" (CuPy) with reverse-mode autograd."""
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = _as_array(data, dtype, device)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None           # d loss / d self, filled in by backward()
+        self.parents = ()          # the tensors this one was computed from
+        self.backward_fn = None    # grad of self -> tuple of grads of parents
+        self.keeps_grad = False    # keep .grad of a non-leaf (retain_grad)
+        self.op = ""               # name of the operation, for repr and errors
+
+    @staticmethod
+    def from_op(data, parents, backward_fn, op: str) -> "Tensor":
+        """The result of an operation: records the graph if any parent needs grad."""
+        out = Tensor(data)
+        if autograd.is_grad_enabled() and any(p.requires_grad for p in parents):
+            out.requires_grad = True
+            out.parents = tuple(parents)
+            out.backward_fn = backward_fn
+            out.op = op
+        return out
+
+    # ----------------------------------------------------------- basic facts
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def xp(self):
+        """numpy or cupy: the array module this tensor's data lives in."""
+        return backend.get_array_module(self.data)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = f", op={self.op}" if self.op else (", requires_grad=True" if self.requires_grad else "")
+        return f"Tensor(shape={self.shape}, dtype={self.dtype}, device={self.device}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the data (copies from the GPU if needed)."""
+        return np.array(backend.to_numpy(self.data))
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    # ----------------------------------------------------------- autograd
+    def backward(self, grad=None) -> None:
+        """Compute d self / d leaf for every leaf that requires grad.
+
+        A scalar's gradient defaults to 1. A non-scalar needs `grad`, shaped like it.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad "
+                               "(no input had requires_grad=True, or it was made under no_grad)")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape "
+                                   f"{self.shape}; pass grad= an array of that shape")
+            grad = self.xp.ones(self.data.shape, dtype=self.dtype)
+        else:
+            grad = _as_array(grad.data if isinstance(grad, Tensor) else grad, self.dtype, self.device)
+            if grad.shape != self.data.shape:
+                raise ValueError(f"grad has shape {tuple(grad.shape)}, expected {self.shape}")
+        autograd.run_backward(self, grad)
+
+    def detach(self) -> "Tensor":
+        """The same data, cut off from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.dtype.kind != "f":
+            raise TypeError(f"requires_grad needs a floating-point tensor, got dtype {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Keep .grad on this intermediate tensor after backward()."""
+        self.keeps_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----------------------------------------------------------- devices and dtypes
+    def to(self, device: str) -> "Tensor":
+        """This tensor on `device`; the gradient flows back to the original device."""
+        if device == self.device:
+            return self
+        source = self.device
+
+        def backward(grad):
+            return (backend.to_device(grad, source),)
+
+        return Tensor.from_op(backend.to_device(self.data, device), (self,), backward, "to")
+
+    def astype(self, dtype) -> "Tensor":
+        """Cast to `dtype` (e.g. np.float64 for gradient checks)."""
+        source = self.dtype
+
+        def backward(grad):
+            return (grad.astype(source),)
+
+        return Tensor.from_op(self.data.astype(dtype), (self,), backward, "astype")
+
+    def _other(self, other, op: str) -> "Tensor":
+        """Turn the other operand into a Tensor on our device, with a clear error if it can't."""
+        if not isinstance(other, Tensor):
+            if backend.is_array(other) and backend.device_of(other) != self.device:
+                raise ValueError(f"{op}: operands are on different devices: "
+                                 f"{self.device} and {backend.device_of(other)}")
+            # A Python number takes our dtype (float32 stays float32).
+            return Tensor(self.xp.asarray(other, dtype=None if backend.is_array(other) else self.dtype))
+        if other.device != self.device:
+            raise ValueError(f"{op}: operands are on different devices: {self.device} and "
+                             f"{other.device}; move one with .to(device)")
+        if other.dtype != self.dtype:
+            raise TypeError(f"{op}: operands have different dtypes: {self.dtype} (shape "
+                            f"{self.shape}) and {other.dtype} (shape {other.shape}); "
+                            f"cast one with .astype()")
+        return other
+
+    def _elementwise_other(self, other, op: str) -> "Tensor":
+        """Like _other, and the two shapes must broadcast together."""
+        other = self._other(other, op)
+        try:
+            np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {self.shape} and {other.shape} cannot be "
+                             "broadcast together") from None
+        return other
+
+    # ----------------------------------------------------------- elementwise arithmetic
+    def __add__(self, other) -> "Tensor":
+        other = self._elementwise_other(other, "add")
+        a, b = self, other
+
+        def backward(grad):  # d(a+b)/da = 1, d(a+b)/db = 1
+            return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
+
+        return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
+
+    def __sub__(self, other) -> "Tensor":
+        other = self._elementwise_other(other, "sub")
+        a, b = self, other
+
+        def backward(grad):  # d(a-b)/da = 1, d(a-b)/db = -1
+            return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape)
+
+        return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
+
+    def __mul__(self, other) -> "Tensor":
+        other = self._elementwise_other(other, "mul")
+        a, b = self, other
+
+        def backward(grad):  # d(ab)/da = b, d(ab)/db = a
+            return unbroadcast(grad * b.data, a.shape), unbroadcast(grad * a.data, b.shape)
+
+        return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
+
+    def __truediv__(self, other) -> "Tensor":
+        other = self._elementwise_other(other, "div")
+        a, b = self, other
+
+        def backward(grad):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+            return (unbroadcast(grad / b.data, a.shape),
+                    unbroadcast(-grad * a.data / (b.data * b.data), b.shape))
+
+        return Tensor.from_op(a.data / b.data, (a, b), backward, "div")
+
+    def __radd__(self, other) -> "Tensor":
+        return self._other(other, "add") + self
+
+    def __rsub__(self, other) -> "Tensor":
+        return self._other(other, "sub") - self
+
+    def __rmul__(self, other) -> "Tensor":
+        return self._other(other, "mul") * self
+
+    def __rtruediv__(self, other) -> "Tensor":
+        return self._other(other, "div") / self
+
+    def __neg__(self) -> "Tensor":
+        def backward(grad):
+            return (-grad,)
+
+        return Tensor.from_op(-self.data, (self,), backward, "neg")
+
+    def __pow__(self, exponent) -> "Tensor":
+        if isinstance(exponent, Tensor) or not np.isscalar(exponent):
+            raise TypeError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}")
+        x = self
+
+        def backward(grad):  # d(x^p)/dx = p x^(p-1)
+            return (grad * exponent * x.data ** (exponent - 1),)
+
+        return Tensor.from_op(x.data ** exponent, (x,), backward, "pow")
+
+    def exp(self) -> "Tensor":
+        out_data = self.xp.exp(self.data)
+
+        def backward(grad):  # d(e^x)/dx = e^x
+            return (grad * out_data,)
+
+        return Tensor.from_op(out_data, (self,), backward, "exp")
+
+    def log(self) -> "Tensor":
+        x = self
+
+        def backward(grad):  # d(log x)/dx = 1/x
+            return (grad / x.data,)
+
+        return Tensor.from_op(self.xp.log(x.data), (x,), backward, "log")
+
+    def relu(self) -> "Tensor":
+        out_data = self.xp.maximum(self.data, 0)
+
+        def backward(grad):  # 1 where x > 0, else 0
+            return (grad * (out_data > 0),)
+
+        return Tensor.from_op(out_data, (self,), backward, "relu")
+
+    # ----------------------------------------------------------- matrix product
+    def __matmul__(self, other) -> "Tensor":
+        other = self._other(other, "matmul")
+        a, b = self, other
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
+                             "(need (..., n, k) @ (..., k, m))")
+
+        def backward(grad):  # C = AB: dA = dC B^T, dB = A^T dC
+            grad_a = grad @ b.data.swapaxes(-1, -2)
+            grad_b = a.data.swapaxes(-1, -2) @ grad
+            return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+
+        return Tensor.from_op(a.data @ b.data, (a, b), backward, "matmul")
+
+    # ----------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        x = self
+
+        def backward(grad):  # every summed element gets the same gradient
+            if not keepdims and axis is not None:
+                grad = self.xp.expand_dims(grad, axis)
+            elif not keepdims:
+                grad = grad.reshape((1,) * x.ndim)
+            return (self.xp.broadcast_to(grad, x.shape),)
+
+        return Tensor.from_op(x.data.sum(axis=axis, keepdims=keepdims), (x,), backward, "sum")
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        total = self.sum(axis=axis, keepdims=keepdims)
+        return total / (self.size // max(1, total.size))  # size of what was summed
+
+    def argmax(self, axis=None) -> "Tensor":
+        """Indices of the largest values (no gradient): the predicted class."""
+        return Tensor(self.data.argmax(axis=axis))
+
+    # ----------------------------------------------------------- shapes
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        x = self
+        try:
+            out_data = x.data.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape shape {x.shape} "
+                             f"({x.size} elements) into {shape}") from None
+
+        def backward(grad):
+            return (grad.reshape(x.shape),)
+
+        return Tensor.from_op(out_data, (x,), backward, "reshape")
+
+    def transpose(self, *axes) -> "Tensor":
+        """Permute axes (all of them, like NumPy; no axes reverses them)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.ndim)))
+        inverse = tuple(np.argsort(axes))
+
+        def backward(grad):  # undo the permutation
+            return (grad.transpose(inverse),)
+
+        return Tensor.from_op(self.data.transpose(axes), (self,), backward, "transpose")
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def __getitem__(self, index) -> "Tensor":
+        """Basic indexing and slicing (ints, slices, None, ...); e.g. cropping."""
+        parts = index if isinstance(index, tuple) else (index,)
+        for part in parts:
+            if not (part is None or part is Ellipsis or isinstance(part, (int, slice, np.integer))):
+                raise TypeError(f"indexing: only ints, slices, None and ... are supported, "
+                                f"got {type(part).__name__}")
+        x = self
+
+        def backward(grad):  # the gradient lands where the elements came from
+            full = self.xp.zeros(x.data.shape, dtype=grad.dtype)
+            full[index] = grad
+            return (full,)
+
+        return Tensor.from_op(x.data[index], (x,), backward, "getitem")
+
+
+def cat(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along `axis` (U-Net's skip connections join channels, axis=1).
+
+    Backward cuts the gradient back into the pieces' sizes along `axis`.
+    """
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: needs at least one tensor")
+    first = tensors[0]
+    for i, t in enumerate(tensors[1:], start=1):
+        first._other(t, "cat")  # same device and dtype
+        if t.ndim != first.ndim or any(
+            a != b for k, (a, b) in enumerate(zip(t.shape, first.shape)) if k != axis % first.ndim
+        ):
+            raise ValueError(f"cat: tensors[{i}] has shape {t.shape}, which does not match "
+                             f"tensors[0] shape {first.shape} except along axis {axis}")
+    xp = first.xp
+    sizes = [t.shape[axis] for t in tensors]
+    boundaries = np.cumsum(sizes)[:-1].tolist()
+
+    def backward(grad):
+        return tuple(xp.split(grad, boundaries, axis=axis))
+
+    data = xp.concatenate([t.data for t in tensors], axis=axis)
+    return Tensor.from_op(data, tensors, backward, "cat")
