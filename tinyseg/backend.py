@@ -93,14 +93,14 @@ def to_numpy(array) -> np.ndarray:
     return to_device(array, "cpu") if is_array(array) else np.asarray(array)
 
 
-def as_strided(array, shape, strides):
-    """A read-only strided view of `array` (in bytes, like NumPy's strides).
+def as_strided(array, shape, strides, writeable: bool = False):
+    """A strided view of `array` (strides in bytes, like NumPy's).
 
     NumPy and CuPy keep this function in different places; that is the only
-    reason it lives here.
+    reason it lives here. Views are read-only unless `writeable` is asked for.
     """
     if get_array_module(array) is np:
-        return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
+        return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=writeable)
     return cp.lib.stride_tricks.as_strided(array, shape, strides)
 
 

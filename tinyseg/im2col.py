@@ -44,6 +44,17 @@ came from. Windows overlap when stride < kernel, so one pixel receives the
 sum of every window it was part of; that sum is exactly the gradient of
 im2col. The loop runs over the kh*kw taps (never over pixels): tap (i, j)
 adds one strided slice of the image at a time.
+
+A speed trick for stride 1, the "wide" grid. Copying a window's row of OW
+pixels at a time is slow: OW is short and each copy jumps to a new image row.
+With stride 1 we may instead compute the output on a grid OH rows by Wp
+(the padded width) columns: output pixel (y, x) for x >= OW is a junk window
+that wraps around the right edge into the next row. Then, for a fixed tap
+(i, j), the OH*Wp entries are ONE contiguous run of the flattened padded
+image, starting at i*Wp + j, which copies (and adds back) about twice as
+fast. The junk columns cost (Wp - OW) / OW extra work (2/128 for a 3x3
+kernel on a 128-pixel image); conv2d crops them from its output, and feeds
+zeros there in backward so they add nothing to the gradient.
 """
 
 from __future__ import annotations
@@ -56,55 +67,90 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def pad_image(x, padding: tuple, value: float = 0.0):
+def grid_shape(image_hw: tuple, kernel: tuple, stride: tuple, padding: tuple, wide: bool) -> tuple:
+    """(rows, columns) of window positions: (OH, OW), or (OH, Wp) on the wide grid."""
+    oh = output_size(image_hw[0], kernel[0], stride[0], padding[0])
+    ow = output_size(image_hw[1], kernel[1], stride[1], padding[1])
+    if wide:
+        if tuple(stride) != (1, 1):
+            raise ValueError(f"the wide grid needs stride (1, 1), got {stride}")
+        return oh, image_hw[1] + 2 * padding[1]
+    return oh, ow
+
+
+def padded_zeros(xp, shape: tuple, padding: tuple, wide: bool, dtype):
+    """Zeros for an (N, C, H, W) image plus padding (and one spare row on the wide grid,
+    so that the last junk windows still read inside the buffer)."""
+    n, c, h, w = shape
+    spare = 1 if wide else 0
+    return xp.zeros((n, c, h + 2 * padding[0] + spare, w + 2 * padding[1]), dtype=dtype)
+
+
+def pad_image(x, padding: tuple, value: float = 0.0, wide: bool = False):
     """Pad the two spatial axes of an (N, C, H, W) array by (ph, pw) on each side."""
     ph, pw = padding
-    if ph == 0 and pw == 0:
+    if ph == 0 and pw == 0 and not wide:
         return x
     xp = backend.get_array_module(x)
+    padded = padded_zeros(xp, x.shape, padding, wide, x.dtype)
+    if value != 0:
+        padded.fill(value)
     n, c, h, w = x.shape
-    padded = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
     padded[:, :, ph:ph + h, pw:pw + w] = x
     return padded
 
 
-def window_view(padded, kernel: tuple, stride: tuple):
-    """A (N, C, kh, kw, OH, OW) view of all windows of `padded`; copies nothing.
+def window_view(padded, kernel: tuple, stride: tuple, grid: tuple | None = None,
+                writeable: bool = False):
+    """A (N, C, kh, kw, rows, cols) view of all windows of `padded`; copies nothing.
 
     view[n, c, i, j, y, x] == padded[n, c, y * sh + i, x * sw + j]
+    (on the wide grid x runs past the row end into the next row, by design).
+    `grid` defaults to every window that fits.
     """
     kh, kw = kernel
     sh, sw = stride
     n, c, h, w = padded.shape
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    rows, cols = grid if grid is not None else ((h - kh) // sh + 1, (w - kw) // sw + 1)
     s_n, s_c, s_h, s_w = padded.strides
     return backend.as_strided(
         padded,
-        shape=(n, c, kh, kw, oh, ow),
+        shape=(n, c, kh, kw, rows, cols),
         strides=(s_n, s_c, s_h, s_w, s_h * sh, s_w * sw),
+        writeable=writeable,
     )
 
 
-def im2col(x, kernel: tuple, stride: tuple, padding: tuple):
-    """(N, C, H, W) image -> (N, C*kh*kw, OH*OW) columns, one column per window."""
-    windows = window_view(pad_image(x, padding), kernel, stride)  # (N, C, kh, kw, OH, OW)
-    n, c, kh, kw, oh, ow = windows.shape
-    return windows.reshape(n, c * kh * kw, oh * ow)  # the one copy
+def im2col(x, kernel: tuple, stride: tuple, padding: tuple, wide: bool = False, out=None):
+    """(N, C, H, W) image -> (N, C*kh*kw, rows*cols) columns, one column per window.
+
+    `out`, if given, is a buffer of that shape to fill (saves a fresh allocation).
+    """
+    grid = grid_shape(x.shape[2:], kernel, stride, padding, wide)
+    windows = window_view(pad_image(x, padding, wide=wide), kernel, stride, grid)
+    n, c, kh, kw, rows, cols = windows.shape                 # (N, C, kh, kw, rows, cols)
+    if out is None:
+        return windows.reshape(n, c * kh * kw, rows * cols)  # the one copy
+    xp = backend.get_array_module(x)
+    xp.copyto(out.reshape(windows.shape), windows)          # the one copy, into `out`
+    return out
 
 
-def col2im(cols, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple):
+def col2im(cols, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+           wide: bool = False):
     """Columns -> (N, C, H, W) image, adding up entries of overlapping windows.
 
-    `cols` is (N, C*kh*kw, OH*OW) or already (N, C, kh, kw, OH, OW).
+    `cols` is (N, C*kh*kw, rows*cols) or already (N, C, kh, kw, rows, cols).
     This is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
     """
     xp = backend.get_array_module(cols)
     n, c, h, w = image_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    cols = cols.reshape(n, c, kh, kw, oh, ow)
-    padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    (kh, kw), (ph, pw) = kernel, padding
+    grid = grid_shape((h, w), kernel, stride, padding, wide)
+    cols = cols.reshape((n, c, kh, kw) + grid)
+    padded = padded_zeros(xp, image_shape, padding, wide, cols.dtype)
+    windows = window_view(padded, kernel, stride, grid, writeable=True)
     for i in range(kh):          # one strided slice per tap: a loop over
         for j in range(kw):      # kh*kw taps, never over pixels
-            padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, :, i, j]
+            windows[:, :, i, j] += cols[:, :, i, j]
     return padded[:, :, ph:ph + h, pw:pw + w]

@@ -29,7 +29,7 @@ from tinyseg import backend
 from tinyseg.functional.validate import (
     check_same_device_and_dtype, check_tensor, non_negative_pair, positive_pair,
 )
-from tinyseg.im2col import col2im, im2col, output_size
+from tinyseg.im2col import col2im, grid_shape, im2col, output_size
 from tinyseg.tensor import Tensor
 
 COLUMN_BUDGET_BYTES = 64 * 2**20  # largest im2col buffer built at once (unless one sample needs more)
@@ -41,48 +41,102 @@ def sample_chunks(batch: int, bytes_per_sample: int):
     return [(start, min(start + step, batch)) for start in range(0, batch, step)]
 
 
+class ColumnPlan:
+    """Where the windows of one convolution lie, and the chunks to build them in.
+
+    rows x cols is the grid of window positions: (OH, OW), or (OH, Wp) on
+    im2col's "wide" grid, which stride-1 convolutions use because its columns
+    copy twice as fast (see tinyseg/im2col.py). The kernels below compute on
+    that grid and keep only the first OW columns of each row.
+    """
+
+    def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
+        n, c, h, w = image_shape
+        self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
+        self.wide = tuple(stride) == (1, 1)
+        self.rows, self.cols = grid_shape((h, w), kernel, stride, padding, self.wide)
+        self.out_w = output_size(w, kernel[1], stride[1], padding[1])    # OW
+        self.depth = c * kernel[0] * kernel[1]                           # K = C*kh*kw
+        self.chunks = sample_chunks(n, self.depth * self.rows * self.cols * itemsize)
+        self.chunk_size = self.chunks[0][1] - self.chunks[0][0]
+
+    def columns(self, x_chunk, buffer):
+        """im2col of a chunk into (a view of) `buffer`: (n, K, rows*cols)."""
+        out = buffer[:len(x_chunk)]
+        return im2col(x_chunk, self.kernel, self.stride, self.padding, self.wide, out=out)
+
+    def image(self, cols):
+        """col2im of a chunk's columns: (n, K, rows*cols) -> (n, C, H, W)."""
+        shape = (len(cols),) + self.image_shape[1:]
+        return col2im(cols, shape, self.kernel, self.stride, self.padding, self.wide)
+
+    def crop(self, grid_array):
+        """(n, O, rows*cols) on the grid -> (n, O, OH, OW)."""
+        n, o = grid_array.shape[:2]
+        return grid_array.reshape(n, o, self.rows, self.cols)[..., :self.out_w]
+
+    def widen(self, gy_chunk, buffer):
+        """(n, O, OH, OW) -> (n, O, rows*cols) on the grid, zeros in the junk columns."""
+        n, o = gy_chunk.shape[:2]
+        if self.cols == self.out_w:
+            return gy_chunk.reshape(n, o, self.rows * self.cols)
+        grid = buffer[:n]
+        grid.reshape(n, o, self.rows, self.cols)[..., :self.out_w] = gy_chunk
+        return grid
+
+
+def grid_buffer(xp, plan: ColumnPlan, channels: int, dtype, zero: bool = False):
+    """A reusable (chunk, channels, rows*cols) buffer (zeros if `zero`, for widen's junk)."""
+    shape = (plan.chunk_size, channels, plan.rows * plan.cols)
+    return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+
+
 # ----------------------------------------------------------------- array kernels
 def conv_forward(x, w, stride: tuple, padding: tuple):
     """y = conv(x, w): (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW)."""
     xp = backend.get_array_module(x)
-    n, c, h, width = x.shape
-    o, _, kh, kw = w.shape
-    oh = output_size(h, kh, stride[0], padding[0])
-    ow = output_size(width, kw, stride[1], padding[1])
-    w_rows = w.reshape(o, c * kh * kw)                                   # (O, K)
-    y = xp.empty((n, o, oh * ow), dtype=x.dtype)                         # (N, O, L)
-    for start, stop in sample_chunks(n, c * kh * kw * oh * ow * x.itemsize):
-        cols = im2col(x[start:stop], (kh, kw), stride, padding)          # (n, K, L)
-        xp.matmul(w_rows, cols, out=y[start:stop])                       # (O, K) @ (n, K, L)
-    return y.reshape(n, o, oh, ow)
+    o, c, kh, kw = w.shape
+    plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
+    w_rows = w.reshape(o, plan.depth)                                    # (O, K)
+    cols_buffer = grid_buffer(xp, plan, plan.depth, x.dtype)             # (n, K, L)
+    y_grid = grid_buffer(xp, plan, o, x.dtype)                           # (n, O, L)
+    y = xp.empty((x.shape[0], o, plan.rows, plan.out_w), dtype=x.dtype)  # (N, O, OH, OW)
+    for start, stop in plan.chunks:
+        cols = plan.columns(x[start:stop], cols_buffer)                  # (n, K, L)
+        grid = xp.matmul(w_rows, cols, out=y_grid[:stop - start])        # (O, K) @ (n, K, L)
+        y[start:stop] = plan.crop(grid)
+    return y
 
 
 def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
     """gx = conv's adjoint in x: (N, O, OH, OW), (O, C, kh, kw) -> input_shape (N, C, H, W)."""
     xp = backend.get_array_module(gy)
-    n, o, oh, ow = gy.shape
-    _, c, kh, kw = w.shape
-    gy_rows = gy.reshape(n, o, oh * ow)                                  # (N, O, L)
-    w_cols = w.reshape(o, c * kh * kw).T                                 # (K, O)
+    o, c, kh, kw = w.shape
+    plan = ColumnPlan(input_shape, (kh, kw), stride, padding, gy.itemsize)
+    w_cols = w.reshape(o, plan.depth).T                                  # (K, O)
+    gy_buffer = grid_buffer(xp, plan, o, gy.dtype, zero=True)            # (n, O, L)
+    gcols_buffer = grid_buffer(xp, plan, plan.depth, gy.dtype)           # (n, K, L)
     gx = xp.empty(input_shape, dtype=gy.dtype)                           # (N, C, H, W)
-    for start, stop in sample_chunks(n, c * kh * kw * oh * ow * gy.itemsize):
-        gcols = xp.matmul(w_cols, gy_rows[start:stop])                   # (n, K, L)
-        chunk_shape = (stop - start,) + tuple(input_shape[1:])
-        gx[start:stop] = col2im(gcols, chunk_shape, (kh, kw), stride, padding)
+    for start, stop in plan.chunks:
+        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (n, O, L)
+        gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:stop - start])  # (K, O) @ (n, O, L)
+        gx[start:stop] = plan.image(gcols)
     return gx
 
 
 def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
     """gw = conv's adjoint in w: (N, O, OH, OW), (N, C, H, W) -> weight_shape (O, C, kh, kw)."""
     xp = backend.get_array_module(gy)
-    n, o, oh, ow = gy.shape
-    _, c, kh, kw = weight_shape
-    gy_rows = gy.reshape(n, o, oh * ow)                                  # (N, O, L)
-    gw = xp.zeros((o, c * kh * kw), dtype=gy.dtype)                      # (O, K)
-    for start, stop in sample_chunks(n, c * kh * kw * oh * ow * gy.itemsize):
-        cols = im2col(x[start:stop], (kh, kw), stride, padding)          # (n, K, L)
+    o, c, kh, kw = weight_shape
+    plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
+    cols_buffer = grid_buffer(xp, plan, plan.depth, x.dtype)             # (n, K, L)
+    gy_buffer = grid_buffer(xp, plan, o, gy.dtype, zero=True)            # (n, O, L)
+    gw = xp.zeros((o, plan.depth), dtype=gy.dtype)                       # (O, K)
+    for start, stop in plan.chunks:
+        cols = plan.columns(x[start:stop], cols_buffer)                  # (n, K, L)
+        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (n, O, L)
         for i in range(stop - start):
-            gw += gy_rows[start + i] @ cols[i].T                         # (O, L) @ (L, K)
+            gw += gy_grid[i] @ cols[i].T                                 # (O, L) @ (L, K)
     return gw.reshape(weight_shape)
 
 

@@ -1,0 +1,154 @@
+"""Operator benchmark: tinyseg against PyTorch (CPU) on the same shapes.
+
+    python benchmarks/bench_ops.py            # float32, batch 8
+    python benchmarks/bench_ops.py --quick    # tiny shapes, for a smoke test
+
+For each operator and shape: forward and forward+backward time in ms, the
+same for PyTorch where installed, the ratio tinyseg / PyTorch (lower is
+better, 1.0 = as fast), GFLOP/s of tinyseg's forward+backward, and the peak
+extra memory tinyseg's forward+backward holds at once (MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tinyseg  # noqa: E402
+import tinyseg.functional as F  # noqa: E402
+from common import format_table, machine_stamp, median_ms, peak_extra_mib, torch  # noqa: E402
+
+
+def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1):
+    oh = (size + 2 * padding - kernel) // stride + 1
+    return dict(name=name, kind="conv2d", c_in=c_in, c_out=c_out, size=size, kernel=kernel,
+                stride=stride, padding=padding, macs_per_sample=c_out * c_in * kernel * kernel * oh * oh)
+
+
+def cases(quick: bool):
+    if quick:
+        return [conv_case("conv 3->8 @16", 3, 8, 16),
+                dict(name="maxpool 2x2 8x16x16", kind="max_pool2d", c_in=8, size=16, kernel=2, stride=2),
+                dict(name="tconv 8->4 k2 s2 @8", kind="conv_transpose2d", c_in=8, c_out=4, size=8,
+                     kernel=2, stride=2, macs_per_sample=8 * 4 * 4 * 8 * 8),
+                dict(name="cross_entropy 4x16x16", kind="cross_entropy", c_in=4, size=16)]
+    return [
+        conv_case("conv 3->64 @128", 3, 64, 128),
+        conv_case("conv 64->64 @128", 64, 64, 128),
+        conv_case("conv 128->128 @64", 128, 128, 64),
+        conv_case("conv 256->256 @32", 256, 256, 32),
+        conv_case("conv 64->128 s2 @64", 64, 128, 64, stride=2),
+        dict(name="maxpool 2x2 64x128x128", kind="max_pool2d", c_in=64, size=128, kernel=2, stride=2),
+        dict(name="tconv 128->64 k2 s2 @64", kind="conv_transpose2d", c_in=128, c_out=64, size=64,
+             kernel=2, stride=2, macs_per_sample=128 * 64 * 4 * 64 * 64),
+        dict(name="cross_entropy 8x128x128", kind="cross_entropy", c_in=8, size=128),
+    ]
+
+
+def make_inputs(case, batch, rng):
+    """Arrays for one case: (x, weight or target)."""
+    x = rng.standard_normal((batch, case["c_in"], case["size"], case["size"])).astype(np.float32)
+    kind = case["kind"]
+    if kind == "conv2d":
+        w = rng.standard_normal((case["c_out"], case["c_in"], case["kernel"], case["kernel"]))
+        return x, (w * 0.05).astype(np.float32)
+    if kind == "conv_transpose2d":
+        w = rng.standard_normal((case["c_in"], case["c_out"], case["kernel"], case["kernel"]))
+        return x, (w * 0.05).astype(np.float32)
+    if kind == "cross_entropy":
+        return x, rng.integers(0, case["c_in"], (batch, case["size"], case["size"]))
+    return x, None
+
+
+def tinyseg_fn(case, x, other):
+    """The tinyseg call for a case, on Tensors."""
+    kind, s, p = case["kind"], case.get("stride", 1), case.get("padding", 0)
+    if kind == "conv2d":
+        return lambda: F.conv2d(x, other, stride=s, padding=p)
+    if kind == "conv_transpose2d":
+        return lambda: F.conv_transpose2d(x, other, stride=s)
+    if kind == "max_pool2d":
+        return lambda: F.max_pool2d(x, case["kernel"], s)
+    return lambda: F.cross_entropy(x, other)
+
+
+def torch_fn(case, x, other):
+    tf = torch.nn.functional
+    kind, s, p = case["kind"], case.get("stride", 1), case.get("padding", 0)
+    if kind == "conv2d":
+        return lambda: tf.conv2d(x, other, stride=s, padding=p)
+    if kind == "conv_transpose2d":
+        return lambda: tf.conv_transpose2d(x, other, stride=s)
+    if kind == "max_pool2d":
+        return lambda: tf.max_pool2d(x, case["kernel"], s)
+    return lambda: tf.cross_entropy(x, other)
+
+
+def forward_backward(fn, inputs):
+    """Run fn, then backward with a ones gradient, clearing the inputs' grads."""
+    def run():
+        for t in inputs:
+            t.grad = None
+        out = fn()
+        if out.ndim == 0:
+            out.backward()
+        else:
+            out.backward(out.xp.ones(out.shape, dtype=out.dtype) if hasattr(out, "xp")
+                         else torch.ones_like(out))
+    return run
+
+
+def measure(case, batch, repeat):
+    rng = np.random.default_rng(0)
+    x_np, other_np = make_inputs(case, batch, rng)
+    x = tinyseg.Tensor(x_np, requires_grad=True)
+    has_weight = case["kind"] in ("conv2d", "conv_transpose2d")
+    other = tinyseg.Tensor(other_np, requires_grad=True) if has_weight else other_np
+    leaves = [x, other] if has_weight else [x]
+    fn = tinyseg_fn(case, x, other)
+    with tinyseg.no_grad():
+        row = dict(op=case["name"], fwd_ms=median_ms(fn, repeat))
+    step = forward_backward(fn, leaves)
+    row["fwd_bwd_ms"] = median_ms(step, repeat)
+    row["peak_MiB"] = peak_extra_mib(step)
+    if "macs_per_sample" in case:  # forward+backward = 3 products of the forward's size
+        row["GFLOP/s"] = 3 * 2 * case["macs_per_sample"] * batch / (row["fwd_bwd_ms"] * 1e6)
+    if torch is not None:
+        tx = torch.tensor(x_np, requires_grad=True)
+        tother = (torch.tensor(other_np, requires_grad=True) if has_weight
+                  else torch.tensor(other_np) if other_np is not None else None)
+        tleaves = [tx, tother] if has_weight else [tx]
+        tfn = torch_fn(case, tx, tother)
+        with torch.no_grad():
+            row["torch_fwd_ms"] = median_ms(tfn, repeat)
+        row["torch_fwd_bwd_ms"] = median_ms(forward_backward(tfn, tleaves), repeat)
+        row["fwd_ratio"] = row["fwd_ms"] / row["torch_fwd_ms"]
+        row["fwd_bwd_ratio"] = row["fwd_bwd_ms"] / row["torch_fwd_bwd_ms"]
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes (a smoke test)")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    args = parser.parse_args(argv)
+    rows = [measure(case, args.batch, args.repeat) for case in cases(args.quick)
+            if args.only in case["name"]]
+    columns = ["op", "fwd_ms", "torch_fwd_ms", "fwd_ratio", "fwd_bwd_ms", "torch_fwd_bwd_ms",
+               "fwd_bwd_ratio", "GFLOP/s", "peak_MiB"]
+    print(f"float32, batch {args.batch}, median of {args.repeat}; ratio = tinyseg / PyTorch")
+    print(machine_stamp())
+    print(format_table(rows, columns))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
