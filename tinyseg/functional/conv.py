@@ -131,13 +131,16 @@ def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
     plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
     cols_buffer = grid_buffer(xp, plan, plan.depth, x.dtype)             # (n, K, L)
     gy_buffer = grid_buffer(xp, plan, o, gy.dtype, zero=True)            # (n, O, L)
-    gw = xp.zeros((o, plan.depth), dtype=gy.dtype)                       # (O, K)
+    gw_t = xp.zeros((plan.depth, o), dtype=gy.dtype)                     # (K, O) = gw^T
     for start, stop in plan.chunks:
         cols = plan.columns(x[start:stop], cols_buffer)                  # (n, K, L)
         gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (n, O, L)
         for i in range(stop - start):
-            gw += gy_grid[i] @ cols[i].T                                 # (O, L) @ (L, K)
-    return gw.reshape(weight_shape)
+            # gw += gy @ cols^T, computed as its transpose cols @ gy^T: the same
+            # numbers, but BLAS splits a (K, L) @ (L, O) product far better
+            # across threads than the long, thin (O, L) @ (L, K) one.
+            gw_t += cols[i] @ gy_grid[i].T                               # (K, L) @ (L, O)
+    return gw_t.T.reshape(weight_shape)
 
 
 # ----------------------------------------------------------------- autograd operators
