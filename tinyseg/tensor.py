@@ -48,6 +48,10 @@ def unbroadcast(grad, shape):
 class Tensor:
     """An n-d array on "cpu" (NumPy) or "cuda" (CuPy) with reverse-mode autograd."""
 
+    # `array + tensor`: tell NumPy not to handle the operator itself, so that
+    # Python falls back to Tensor.__radd__ and the result stays a Tensor.
+    __array_ufunc__ = None
+
     def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
@@ -181,8 +185,8 @@ class Tensor:
             if backend.is_array(other) and backend.device_of(other) != self.device:
                 raise ValueError(f"{op}: operands are on different devices: "
                                  f"{self.device} and {backend.device_of(other)}")
-            # A Python number takes our dtype (float32 stays float32).
-            return Tensor(self.xp.asarray(other, dtype=None if backend.is_array(other) else self.dtype))
+            # A number or array operand is a constant of our dtype (float32 stays float32).
+            return Tensor(self.xp.asarray(other, dtype=self.dtype))
         if other.device != self.device:
             raise ValueError(f"{op}: operands are on different devices: {self.device} and "
                              f"{other.device}; move one with .to(device)")
@@ -263,7 +267,9 @@ class Tensor:
             raise TypeError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}")
         x = self
 
-        def backward(grad):  # d(x^p)/dx = p x^(p-1)
+        def backward(grad):  # d(x^p)/dx = p x^(p-1)  (and 0 for p = 0, even at x = 0)
+            if exponent == 0:
+                return (self.xp.zeros_like(grad),)
             return (grad * exponent * x.data ** (exponent - 1),)
 
         return Tensor.from_op(x.data ** exponent, (x,), backward, "pow")
@@ -296,9 +302,13 @@ class Tensor:
     def __matmul__(self, other) -> "Tensor":
         other = self._other(other, "matmul")
         a, b = self, other
-        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        try:
+            if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+                raise ValueError
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])   # the batch axes
+        except ValueError:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
-                             "(need (..., n, k) @ (..., k, m))")
+                             "(need (..., n, k) @ (..., k, m) with broadcastable batch axes)") from None
 
         def backward(grad):  # C = AB: dA = dC B^T, dB = A^T dC
             grad_a = grad @ b.data.swapaxes(-1, -2)
@@ -348,7 +358,7 @@ class Tensor:
         """Permute axes (all of them, like NumPy; no axes reverses them)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        axes = axes or tuple(reversed(range(self.ndim)))
+        axes = tuple(a % self.ndim for a in axes) or tuple(reversed(range(self.ndim)))
         inverse = tuple(np.argsort(axes))
 
         def backward(grad):  # undo the permutation

@@ -29,9 +29,15 @@ def log_softmax_array(x, dim: int):
     return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
 
+def check_dim(x: Tensor, dim: int, op: str) -> None:
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim={dim} is out of range for input of shape {x.shape}")
+
+
 def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
     """log of softmax along `dim` (the class axis, 1 for NCHW logits)."""
     check_tensor(x, "input", "log_softmax")
+    check_dim(x, dim, "log_softmax")
     out = log_softmax_array(x.data, dim)
     xp = x.xp
 
@@ -44,6 +50,7 @@ def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
 def softmax(x: Tensor, dim: int = 1) -> Tensor:
     """Probabilities along `dim`: entries in (0, 1] that sum to 1."""
     check_tensor(x, "input", "softmax")
+    check_dim(x, dim, "softmax")
     xp = x.xp
     p = xp.exp(log_softmax_array(x.data, dim))
 
