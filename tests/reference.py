@@ -20,12 +20,12 @@ def f64(array) -> np.ndarray:
 
 # ----------------------------------------------------------------- windows
 def im2col(x, kernel, stride, padding) -> np.ndarray:
-    """cols[n, (c*kh + i)*kw + j, y*OW + x] = x[n, c, y*sh + i - ph, x*sw + j - pw] (0 in the padding)."""
+    """cols[(c*kh + i)*kw + j, (n*OH + y)*OW + x] = x[n, c, y*sh + i - ph, x*sw + j - pw] (0 in the padding)."""
     x = f64(x)
     n_, c_, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    cols = np.zeros((n_, c_ * kh * kw, oh * ow))
+    cols = np.zeros((c_ * kh * kw, n_ * oh * ow))
     for n in range(n_):
         for c in range(c_):
             for i in range(kh):
@@ -34,7 +34,7 @@ def im2col(x, kernel, stride, padding) -> np.ndarray:
                         for x_ in range(ow):
                             iy, ix = y * sh + i - ph, x_ * sw + j - pw
                             if 0 <= iy < h and 0 <= ix < w:
-                                cols[n, (c * kh + i) * kw + j, y * ow + x_] = x[n, c, iy, ix]
+                                cols[(c * kh + i) * kw + j, (n * oh + y) * ow + x_] = x[n, c, iy, ix]
     return cols
 
 
@@ -53,7 +53,7 @@ def col2im(cols, image_shape, kernel, stride, padding) -> np.ndarray:
                         for x_ in range(ow):
                             iy, ix = y * sh + i - ph, x_ * sw + j - pw
                             if 0 <= iy < h and 0 <= ix < w:
-                                image[n, c, iy, ix] += cols[n, (c * kh + i) * kw + j, y * ow + x_]
+                                image[n, c, iy, ix] += cols[(c * kh + i) * kw + j, (n * oh + y) * ow + x_]
     return image
 
 

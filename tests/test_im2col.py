@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 import reference
 from strategies import ConvConfig, conv_configs, normal_arrays
 from tinyseg import backend
-from tinyseg.im2col import col2im, im2col, output_size, window_view
+from tinyseg.im2col import add_windows, col2im, im2col, output_size, window_view
 
 
 def columns_shape(cfg: ConvConfig) -> tuple:
     _, _, oh, ow = cfg.output_shape
-    return (cfg.batch, cfg.in_channels * cfg.kernel[0] * cfg.kernel[1], oh * ow)
+    return (cfg.in_channels * cfg.kernel[0] * cfg.kernel[1], cfg.batch * oh * ow)
 
 
 def test_the_docstring_example_4x4_image_3x3_window():
@@ -23,12 +23,20 @@ def test_the_docstring_example_4x4_image_3x3_window():
     a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p = range(16)
     image = np.arange(16.0).reshape(1, 1, 4, 4)
     cols = im2col(image, (3, 3), (1, 1), (0, 0))
-    assert cols.shape == (1, 9, 4)
-    assert cols[0, 0].tolist() == [a, b, e, f]      # tap (0, 0)
-    assert cols[0, 1].tolist() == [b, c, f, g]      # tap (0, 1)
-    assert cols[0, 2].tolist() == [c, d, g, h]      # tap (0, 2)
-    assert cols[0, 3].tolist() == [e, f, i, j]      # tap (1, 0)
-    assert cols[0, 8].tolist() == [k, l, o, p]      # tap (2, 2)
+    assert cols.shape == (9, 4)
+    assert cols[0].tolist() == [a, b, e, f]      # tap (0, 0)
+    assert cols[1].tolist() == [b, c, f, g]      # tap (0, 1)
+    assert cols[2].tolist() == [c, d, g, h]      # tap (0, 2)
+    assert cols[3].tolist() == [e, f, i, j]      # tap (1, 0)
+    assert cols[8].tolist() == [k, l, o, p]      # tap (2, 2)
+
+
+def test_a_batch_puts_each_images_columns_side_by_side():
+    images = np.arange(32.0).reshape(2, 1, 4, 4)
+    cols = im2col(images, (3, 3), (1, 1), (0, 0))
+    assert cols.shape == (9, 8)
+    np.testing.assert_array_equal(cols[:, :4], im2col(images[:1], (3, 3), (1, 1), (0, 0)))
+    np.testing.assert_array_equal(cols[:, 4:], im2col(images[1:], (3, 3), (1, 1), (0, 0)))
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, expected", [
@@ -73,7 +81,7 @@ def test_col2im_matches_loop(xp, cfg, data):
 
 def test_col2im_adds_overlapping_windows(xp):
     """stride 1 < kernel 2 on a 3x3 image: the centre pixel lies in all 4 windows."""
-    cols = np.ones((1, 4, 4))                        # every tap of every window holds 1
+    cols = np.ones((4, 4))                           # every tap of every window holds 1
     image = backend.to_numpy(col2im(xp.asarray(cols), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0)))
     np.testing.assert_array_equal(image[0, 0], [[1, 2, 1],
                                                 [2, 4, 2],
@@ -92,14 +100,15 @@ def test_col2im_is_adjoint_of_im2col(xp, cfg, data):
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
 
 
-def test_col2im_accepts_the_6d_column_buffer(xp):
+def test_add_windows_is_col2im_on_the_window_layout(xp):
+    """col2im(cols) == add_windows(cols as (N, C, kh, kw, OH, OW)): col2im only reorders."""
     cfg = ConvConfig(2, 3, 1, 5, 6, (2, 3), (1, 2), (1, 0))
     _, _, oh, ow = cfg.output_shape
     cols = np.random.default_rng(0).standard_normal(columns_shape(cfg))
     flat = col2im(xp.asarray(cols), cfg.input_shape, cfg.kernel, cfg.stride, cfg.padding)
-    six_d = col2im(xp.asarray(cols.reshape(2, 3, 2, 3, oh, ow)), cfg.input_shape, cfg.kernel,
-                   cfg.stride, cfg.padding)
-    np.testing.assert_array_equal(backend.to_numpy(flat), backend.to_numpy(six_d))
+    windows = cols.reshape(3, 2, 3, 2, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    added = add_windows(xp.asarray(windows), cfg.input_shape, cfg.kernel, cfg.stride, cfg.padding)
+    np.testing.assert_array_equal(backend.to_numpy(flat), backend.to_numpy(added))
 
 
 # ----------------------------------------------------------------- the wide grid (stride 1)
@@ -116,9 +125,10 @@ def test_wide_grid_holds_the_ordinary_columns_in_its_first_ow_columns(xp, cfg, d
     _, _, oh, ow = cfg.output_shape
     wide = backend.to_numpy(im2col(xp.asarray(x), cfg.kernel, (1, 1), cfg.padding, wide=True))
     padded_width = cfg.width + 2 * cfg.padding[1]
-    assert wide.shape == (cfg.batch, cfg.in_channels * cfg.kernel[0] * cfg.kernel[1], oh * padded_width)
-    real = wide.reshape(wide.shape[:2] + (oh, padded_width))[..., :ow]
-    np.testing.assert_array_equal(real.reshape(wide.shape[:2] + (oh * ow,)),
+    depth = cfg.in_channels * cfg.kernel[0] * cfg.kernel[1]
+    assert wide.shape == (depth, cfg.batch * oh * padded_width)
+    real = wide.reshape(depth, cfg.batch, oh, padded_width)[..., :ow]
+    np.testing.assert_array_equal(real.reshape(depth, cfg.batch * oh * ow),
                                   reference.im2col(x, cfg.kernel, (1, 1), cfg.padding))
 
 
@@ -137,7 +147,7 @@ def test_wide_col2im_is_adjoint_of_wide_im2col(xp, cfg, data):
 
 def test_im2col_fills_a_given_buffer(xp):
     x = np.random.default_rng(1).standard_normal((2, 3, 5, 4))
-    out = xp.full((2, 3 * 2 * 2, 4 * 3), np.nan)                  # (N, C*kh*kw, OH*OW)
+    out = xp.full((3 * 2 * 2, 2 * 4 * 3), np.nan)                  # (C*kh*kw, N*OH*OW)
     result = im2col(xp.asarray(x), (2, 2), (1, 2), (0, 1), out=out)
     assert result is out
     np.testing.assert_array_equal(backend.to_numpy(out), reference.im2col(x, (2, 2), (1, 2), (0, 1)))

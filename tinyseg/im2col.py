@@ -30,6 +30,10 @@ channels the rows become C*kh*kw; with O filters the weights become O rows:
 
     out (O, OH*OW) = weight (O, C*kh*kw) @ columns (C*kh*kw, OH*OW)
 
+A batch of N images puts its columns side by side, (C*kh*kw, N*OH*OW), so
+one matrix multiply serves the whole batch (many small products, one per
+image, are several times slower than one big one).
+
 Notice that each pixel is copied up to kh*kw times (f appears in all four
 windows): im2col trades memory (kh*kw times the image) for one fast GEMM.
 
@@ -122,15 +126,17 @@ def window_view(padded, kernel: tuple, stride: tuple, grid: tuple | None = None,
 
 
 def im2col(x, kernel: tuple, stride: tuple, padding: tuple, wide: bool = False, out=None):
-    """(N, C, H, W) image -> (N, C*kh*kw, rows*cols) columns, one column per window.
+    """(N, C, H, W) images -> (C*kh*kw, N*rows*cols) columns, one column per window.
 
+    Column n*rows*cols + y*cols + x is the window of image n at output pixel (y, x).
     `out`, if given, is a buffer of that shape to fill (saves a fresh allocation).
     """
     grid = grid_shape(x.shape[2:], kernel, stride, padding, wide)
     windows = window_view(pad_image(x, padding, wide=wide), kernel, stride, grid)
     n, c, kh, kw, rows, cols = windows.shape                 # (N, C, kh, kw, rows, cols)
+    windows = windows.transpose(1, 2, 3, 0, 4, 5)            # (C, kh, kw, N, rows, cols), a view
     if out is None:
-        return windows.reshape(n, c * kh * kw, rows * cols)  # the one copy
+        return windows.reshape(c * kh * kw, n * rows * cols)  # the one copy
     xp = backend.get_array_module(x)
     xp.copyto(out.reshape(windows.shape), windows)          # the one copy, into `out`
     return out
@@ -138,19 +144,31 @@ def im2col(x, kernel: tuple, stride: tuple, padding: tuple, wide: bool = False, 
 
 def col2im(cols, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
            wide: bool = False):
-    """Columns -> (N, C, H, W) image, adding up entries of overlapping windows.
+    """(C*kh*kw, N*rows*cols) columns -> (N, C, H, W) images, adding overlapping windows.
 
-    `cols` is (N, C*kh*kw, rows*cols) or already (N, C, kh, kw, rows, cols).
     This is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
     """
-    xp = backend.get_array_module(cols)
+    n, c, h, w = image_shape
+    kh, kw = kernel
+    grid = grid_shape((h, w), kernel, stride, padding, wide)
+    windows = cols.reshape((c, kh, kw, n) + grid).transpose(3, 0, 1, 2, 4, 5)  # (N, C, kh, kw, rows, cols)
+    return add_windows(windows, image_shape, kernel, stride, padding, wide)
+
+
+def add_windows(windows, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                wide: bool = False):
+    """Add (N, C, kh, kw, rows, cols) window values back onto (N, C, H, W) images.
+
+    Each value goes to the pixel its window tap came from; pixels shared by
+    overlapping windows (stride < kernel) receive the sum.
+    """
+    xp = backend.get_array_module(windows)
     n, c, h, w = image_shape
     (kh, kw), (ph, pw) = kernel, padding
     grid = grid_shape((h, w), kernel, stride, padding, wide)
-    cols = cols.reshape((n, c, kh, kw) + grid)
-    padded = padded_zeros(xp, image_shape, padding, wide, cols.dtype)
-    windows = window_view(padded, kernel, stride, grid, writeable=True)
+    padded = padded_zeros(xp, image_shape, padding, wide, windows.dtype)
+    targets = window_view(padded, kernel, stride, grid, writeable=True)
     for i in range(kh):          # one strided slice per tap: a loop over
         for j in range(kw):      # kh*kw taps, never over pixels
-            windows[:, :, i, j] += cols[:, :, i, j]
+            targets[:, :, i, j] += windows[:, :, i, j]
     return padded[:, :, ph:ph + h, pw:pw + w]

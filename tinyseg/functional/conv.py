@@ -7,9 +7,11 @@ transpose-conv weight (C_in, C_out, kh, kw), output (N, O, OH, OW) with
 
 Three array kernels do all the work (plain arrays in, plain arrays out):
 
-    conv_forward(x, w)          y  = W @ im2col(x)              the convolution
-    conv_input_grad(gy, w)      gx = col2im(W^T @ gy)            its adjoint in x
-    conv_weight_grad(gy, x)     gw = sum_n gy[n] @ im2col(x)[n]^T   its adjoint in W
+    conv_forward(x, w)          y  = W @ im2col(x)               the convolution
+    conv_input_grad(gy, w)      gx = col2im(W^T @ gy)             its adjoint in x
+    conv_weight_grad(gy, x)     gw = gy @ im2col(x)^T             its adjoint in W
+
+with W the weight as an (O, C*kh*kw) matrix and gy, y as (O, N*OH*OW) matrices.
 
 Convolution and transpose convolution are each other's adjoints, so the two
 autograd operators below are made of the same three kernels, swapped:
@@ -60,35 +62,32 @@ class ColumnPlan:
         self.chunks = sample_chunks(n, self.depth * self.rows * self.cols * itemsize)
         self.chunk_size = self.chunks[0][1] - self.chunks[0][0]
 
+    def buffer(self, xp, channels: int, dtype, zero: bool = False):
+        """A reusable (channels, chunk * rows * cols) buffer (zeros if `zero`, for widen's junk)."""
+        shape = (channels, self.chunk_size * self.rows * self.cols)
+        return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
+
     def columns(self, x_chunk, buffer):
-        """im2col of a chunk into (a view of) `buffer`: (n, K, rows*cols)."""
-        out = buffer[:len(x_chunk)]
+        """im2col of a chunk of images into `buffer`: (K, n * rows * cols)."""
+        out = buffer[:, :len(x_chunk) * self.rows * self.cols]
         return im2col(x_chunk, self.kernel, self.stride, self.padding, self.wide, out=out)
 
-    def image(self, cols):
-        """col2im of a chunk's columns: (n, K, rows*cols) -> (n, C, H, W)."""
-        shape = (len(cols),) + self.image_shape[1:]
+    def images(self, cols, n: int):
+        """col2im of a chunk's columns: (K, n * rows * cols) -> (n, C, H, W)."""
+        shape = (n,) + self.image_shape[1:]
         return col2im(cols, shape, self.kernel, self.stride, self.padding, self.wide)
 
-    def crop(self, grid_array):
-        """(n, O, rows*cols) on the grid -> (n, O, OH, OW)."""
-        n, o = grid_array.shape[:2]
-        return grid_array.reshape(n, o, self.rows, self.cols)[..., :self.out_w]
+    def crop(self, grid_array, n: int):
+        """(O, n * rows * cols) on the grid -> (n, O, OH, OW), a view."""
+        o = grid_array.shape[0]
+        return grid_array.reshape(o, n, self.rows, self.cols)[..., :self.out_w].transpose(1, 0, 2, 3)
 
     def widen(self, gy_chunk, buffer):
-        """(n, O, OH, OW) -> (n, O, rows*cols) on the grid, zeros in the junk columns."""
+        """(n, O, OH, OW) -> (O, n * rows * cols) on the grid, zeros in the junk columns."""
         n, o = gy_chunk.shape[:2]
-        if self.cols == self.out_w:
-            return gy_chunk.reshape(n, o, self.rows * self.cols)
-        grid = buffer[:n]
-        grid.reshape(n, o, self.rows, self.cols)[..., :self.out_w] = gy_chunk
+        grid = buffer[:, :n * self.rows * self.cols]
+        grid.reshape(o, n, self.rows, self.cols)[..., :self.out_w] = gy_chunk.transpose(1, 0, 2, 3)
         return grid
-
-
-def grid_buffer(xp, plan: ColumnPlan, channels: int, dtype, zero: bool = False):
-    """A reusable (chunk, channels, rows*cols) buffer (zeros if `zero`, for widen's junk)."""
-    shape = (plan.chunk_size, channels, plan.rows * plan.cols)
-    return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
 
 
 # ----------------------------------------------------------------- array kernels
@@ -98,13 +97,13 @@ def conv_forward(x, w, stride: tuple, padding: tuple):
     o, c, kh, kw = w.shape
     plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
     w_rows = w.reshape(o, plan.depth)                                    # (O, K)
-    cols_buffer = grid_buffer(xp, plan, plan.depth, x.dtype)             # (n, K, L)
-    y_grid = grid_buffer(xp, plan, o, x.dtype)                           # (n, O, L)
+    cols_buffer = plan.buffer(xp, plan.depth, x.dtype)                   # (K, n*L)
+    y_buffer = plan.buffer(xp, o, x.dtype)                               # (O, n*L)
     y = xp.empty((x.shape[0], o, plan.rows, plan.out_w), dtype=x.dtype)  # (N, O, OH, OW)
     for start, stop in plan.chunks:
-        cols = plan.columns(x[start:stop], cols_buffer)                  # (n, K, L)
-        grid = xp.matmul(w_rows, cols, out=y_grid[:stop - start])        # (O, K) @ (n, K, L)
-        y[start:stop] = plan.crop(grid)
+        cols = plan.columns(x[start:stop], cols_buffer)                  # (K, n*L)
+        grid = xp.matmul(w_rows, cols, out=y_buffer[:, :cols.shape[1]])  # (O, K) @ (K, n*L)
+        y[start:stop] = plan.crop(grid, stop - start)
     return y
 
 
@@ -114,13 +113,13 @@ def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
     o, c, kh, kw = w.shape
     plan = ColumnPlan(input_shape, (kh, kw), stride, padding, gy.itemsize)
     w_cols = w.reshape(o, plan.depth).T                                  # (K, O)
-    gy_buffer = grid_buffer(xp, plan, o, gy.dtype, zero=True)            # (n, O, L)
-    gcols_buffer = grid_buffer(xp, plan, plan.depth, gy.dtype)           # (n, K, L)
+    gy_buffer = plan.buffer(xp, o, gy.dtype, zero=True)                  # (O, n*L)
+    gcols_buffer = plan.buffer(xp, plan.depth, gy.dtype)                 # (K, n*L)
     gx = xp.empty(input_shape, dtype=gy.dtype)                           # (N, C, H, W)
     for start, stop in plan.chunks:
-        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (n, O, L)
-        gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:stop - start])  # (K, O) @ (n, O, L)
-        gx[start:stop] = plan.image(gcols)
+        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (O, n*L)
+        gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, n*L)
+        gx[start:stop] = plan.images(gcols, stop - start)
     return gx
 
 
@@ -129,17 +128,16 @@ def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
     xp = backend.get_array_module(gy)
     o, c, kh, kw = weight_shape
     plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
-    cols_buffer = grid_buffer(xp, plan, plan.depth, x.dtype)             # (n, K, L)
-    gy_buffer = grid_buffer(xp, plan, o, gy.dtype, zero=True)            # (n, O, L)
+    cols_buffer = plan.buffer(xp, plan.depth, x.dtype)                   # (K, n*L)
+    gy_buffer = plan.buffer(xp, o, gy.dtype, zero=True)                  # (O, n*L)
     gw_t = xp.zeros((plan.depth, o), dtype=gy.dtype)                     # (K, O) = gw^T
     for start, stop in plan.chunks:
-        cols = plan.columns(x[start:stop], cols_buffer)                  # (n, K, L)
-        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (n, O, L)
-        for i in range(stop - start):
-            # gw += gy @ cols^T, computed as its transpose cols @ gy^T: the same
-            # numbers, but BLAS splits a (K, L) @ (L, O) product far better
-            # across threads than the long, thin (O, L) @ (L, K) one.
-            gw_t += cols[i] @ gy_grid[i].T                               # (K, L) @ (L, O)
+        cols = plan.columns(x[start:stop], cols_buffer)                  # (K, n*L)
+        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (O, n*L)
+        # gw += gy @ cols^T, computed as its transpose cols @ gy^T: the same
+        # numbers, but BLAS splits a (K, n*L) @ (n*L, O) product far better
+        # across threads than the long, thin (O, n*L) @ (n*L, K) one.
+        gw_t += cols @ gy_grid.T                                         # (K, n*L) @ (n*L, O)
     return gw_t.T.reshape(weight_shape)
 
 

@@ -13,15 +13,15 @@ from the image, with no column buffer at all.
 Backward: the gradient of a max goes to the element that was the max. When a
 window holds the maximum more than once (a tie), PyTorch gives it all to the
 *first* one in row-major order (tap (0, 0), (0, 1), ...); so do we. The
-gradient columns (N, C, kh, kw, OH, OW) hold gy at each window's winning tap
-and 0 elsewhere, and col2im adds them back onto the image, which also handles
-overlapping windows (stride < kernel).
+gradient windows (N, C, kh, kw, OH, OW) hold gy at each window's winning tap
+and 0 elsewhere, and col2im's add_windows adds them back onto the image,
+which also handles overlapping windows (stride < kernel).
 """
 
 from __future__ import annotations
 
 from tinyseg.functional.validate import check_tensor, non_negative_pair, positive_pair
-from tinyseg.im2col import col2im, pad_image, window_view
+from tinyseg.im2col import add_windows, pad_image, window_view
 from tinyseg.tensor import Tensor
 
 
@@ -58,6 +58,6 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
             first_max = (windows[:, :, i, j] == y) & unclaimed
             gcols[:, :, i, j] = gy * first_max
             unclaimed &= ~first_max
-        return (col2im(gcols, x.shape, kernel, stride, padding),)   # (N, C, H, W)
+        return (add_windows(gcols, x.shape, kernel, stride, padding),)   # (N, C, H, W)
 
     return Tensor.from_op(y, (x,), backward, op)
