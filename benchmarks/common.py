@@ -74,7 +74,7 @@ def machine_stamp() -> str:
     except Exception:
         pass
     torch_version = torch.__version__ if torch is not None else "not installed"
-    return (f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} cores, "
+    return (f"{platform.machine()} {(platform.processor() + " ") if platform.processor() else ""}{_cpu_count()} cores, "
             f"Python {platform.python_version()}, NumPy {np.__version__} ({blas}), "
             f"PyTorch {torch_version}")
 
@@ -82,3 +82,178 @@ def machine_stamp() -> str:
 def _cpu_count() -> int:
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+# ----------------------------------------------------------- added for the model benchmarks
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # no progress bars, the same numbers
+    tqdm = None
+
+
+def progress(iterable=None, **kwargs):
+    """`iterable` wrapped in a tqdm progress bar (on stderr), or unchanged without tqdm.
+
+    With no iterable, a bar to .update() by hand (or an object that ignores
+    the calls), so callers never need to ask whether tqdm is installed.
+    """
+    if tqdm is not None:
+        return tqdm(iterable, **kwargs)
+    return iterable if iterable is not None else _NoBar()
+
+
+class _NoBar:
+    """Stands in for a tqdm bar when tqdm is missing: every call does nothing."""
+
+    n = 0
+
+    def update(self, n=1):
+        pass
+
+    def reset(self):
+        pass
+
+    def set_description(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+def growth_exponent(pixels, times_ms) -> tuple:
+    """(a, b) of time ~ a * pixels^b, by least squares on log-log axes.
+
+    A straight line log t = log a + b log p through the points: b = 1 means
+    time proportional to the number of pixels, b = 2 to its square. Fixed
+    per-call costs flatten the small sizes and pull b below 1.
+    """
+    log_p = np.log(np.asarray(pixels, dtype=np.float64))
+    log_t = np.log(np.asarray(times_ms, dtype=np.float64))
+    if log_p.size < 2 or np.ptp(log_p) == 0:
+        raise ValueError(f"growth_exponent: need at least two different sizes, got pixels {list(pixels)}")
+    b, log_a = np.polyfit(log_p, log_t, 1)
+    return float(np.exp(log_a)), float(b)
+
+
+def repeats_within(budget_s: float, first_ms: float, max_repeat: int) -> int:
+    """How many timed repeats (1 .. max_repeat) fit in budget_s, given one run took first_ms."""
+    return int(max(1, min(max_repeat, budget_s * 1e3 // max(first_ms, 1e-3))))
+
+
+def _proc_status_kib(field: str):
+    """A field of /proc/self/status in KiB ('VmRSS', 'VmHWM'), or None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Lower this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0). True if done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _release_free_memory() -> None:
+    """Ask glibc's malloc to give memory it keeps from freed blocks back to the system.
+
+    Without this, memory freed by earlier work is handed out again without
+    raising RSS, and a step's growth reads as zero. No-op off glibc.
+    """
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_rss_growth_mib(fn):
+    """Run fn(); return how far the process's resident memory rose above its start, in MiB.
+
+    Sees every allocation (NumPy's, PyTorch's, BLAS buffers), unlike
+    tracemalloc. Free memory the allocator kept is released first, and on
+    Linux the peak is reset, so the number is this call's own; elsewhere it
+    falls back to ru_maxrss, which only shows a new all-time peak. Memory the
+    allocator could not release can still be reused unseen, so in a
+    long-running process this is a lower bound; a fresh process measures
+    best. None where neither source exists.
+    """
+    _release_free_memory()
+    if _reset_peak_rss():
+        start = _proc_status_kib("VmRSS")
+        fn()
+        peak = _proc_status_kib("VmHWM")
+        return (peak - start) / 1024
+    try:
+        import resource
+    except ImportError:  # Windows
+        fn()
+        return None
+    import sys
+    unit = 1 if sys.platform == "darwin" else 1024              # bytes on macOS, KiB on Linux
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak - start) * unit / 2**20
+
+
+def library_versions() -> dict:
+    """Versions of what the numbers depend on, for the JSON results."""
+    import importlib
+    versions = {"python": platform.python_version(), "numpy": np.__version__,
+                "torch": torch.__version__ if torch is not None else None,
+                "torch_threads": torch.get_num_threads() if torch is not None else None,
+                "cpu_cores": _cpu_count(), "machine": platform.machine(),
+                "processor": platform.processor() or None, "blas": None}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        versions["blas"] = f"{blas['name']} {blas.get('version', '')}".strip()
+    except Exception:
+        pass
+    try:
+        cupy = importlib.import_module("cupy")
+        versions["cupy"] = cupy.__version__
+        versions["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        versions["gpu"] = name.decode() if isinstance(name, bytes) else name
+    except Exception:  # no CuPy, or no device
+        versions.setdefault("cupy", None)
+    if torch is not None and torch.cuda.is_available():
+        versions["torch_cuda"] = torch.version.cuda
+        versions.setdefault("gpu", torch.cuda.get_device_name(0))
+    return versions
+
+
+def gpu_stamp() -> str:
+    """'GPU: <name>, CuPy <v>, PyTorch CUDA <v>', or '' where no GPU is usable."""
+    versions = library_versions()
+    if not versions.get("gpu"):
+        return ""
+    parts = [f"GPU: {versions['gpu']}"]
+    if versions.get("cupy"):
+        parts.append(f"CuPy {versions['cupy']} (CUDA runtime {versions.get('cuda_runtime')})")
+    if versions.get("torch_cuda"):
+        parts.append(f"PyTorch CUDA {versions['torch_cuda']}")
+    return ", ".join(parts)
+
+
+def threads_stamp() -> str:
+    """How many threads the libraries may use: PyTorch's count and the environment variables.
+
+    Both PyTorch (OpenMP) and OpenBLAS read OMP_NUM_THREADS at start-up; on a
+    busy machine, OMP_NUM_THREADS=1 avoids threads waiting on each other.
+    """
+    import os
+    settings = [f"{name}={os.environ[name]}" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                          "MKL_NUM_THREADS") if name in os.environ]
+    torch_threads = f"PyTorch {torch.get_num_threads()} threads" if torch is not None else ""
+    return ", ".join([part for part in [torch_threads] + settings if part]) or "default threads"

@@ -1,0 +1,162 @@
+"""The benchmark suite (benchmarks/): it runs, it writes its files, and it compares like with like.
+
+A comparison with PyTorch is only fair if PyTorch runs the same network, so
+the twins in benchmarks/torch_models.py must have the same parameters, and,
+loaded with tinyseg's weights, compute the same logits and the same gradients.
+The PyTorch tests skip where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinyseg
+from tinyseg import functional as F
+from tinyseg.models import build_model
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import bench_models  # noqa: E402
+import run_suite  # noqa: E402
+from common import growth_exponent  # noqa: E402
+
+# Small versions of the benchmark's three models, quick to run here.
+SMALL = {
+    "naive": dict(name="naive", in_channels=3, num_classes=4, window=7, width=8),
+    "fcn": dict(name="fcn", in_channels=3, num_classes=4, width=8, depth=3),
+    "unet": dict(name="unet", in_channels=3, num_classes=4, base_channels=4, depth=2),
+}
+
+
+def test_growth_exponent_recovers_a_power_law():
+    pixels = [32 ** 2, 64 ** 2, 128 ** 2, 256 ** 2]
+    a, b = growth_exponent(pixels, [3e-3 * p ** 1.5 for p in pixels])
+    assert b == pytest.approx(1.5)
+    assert a == pytest.approx(3e-3)
+
+
+def test_growth_exponent_needs_two_sizes():
+    with pytest.raises(ValueError, match="two different sizes"):
+        growth_exponent([1024, 1024], [1.0, 2.0])
+
+
+def test_quick_suite_writes_json_markdown_and_plots(tmp_path):
+    """The one command, in a fresh process as a user runs it, with --quick and --out."""
+    command = [sys.executable, os.path.join(BENCHMARKS, "run_suite.py"), "--quick", "--out", str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")       # no thread contention on a busy machine
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    results = json.loads((tmp_path / "models.json").read_text())
+    machine = results["machine"]
+    assert "NumPy" in machine and results["versions"]["numpy"] == np.__version__
+    rows = results["models"]["rows"]
+    assert {row["model"] for row in rows} == {"naive", "fcn", "unet"}
+    assert {row["mode"] for row in rows} == {"inference", "train"}
+    assert all(row["ms"] > 0 for row in rows)
+    assert all(fit["b"] == fit["b"] for fit in results["models"]["growth"])   # not nan
+    step = results["unet_step"]["devices"]["cpu"]
+    assert step["tinyseg_ms"] > 0 and step["tinyseg_tracemalloc_MiB"] > 0
+    assert "first_step_MiB" in step["tinyseg_rss"], step["tinyseg_rss"]
+
+    markdown = (tmp_path / "models.md").read_text()
+    assert f"Machine: {machine}" in markdown.splitlines()[:4]
+    assert "| model | size | batch | tinyseg cpu |" in markdown
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "no plots" in done.stdout
+        return
+    bars = "cpu_vs_gpu.png" if tinyseg.cuda_available() else "frameworks.png"
+    for name in ("time_vs_pixels.png", bars):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_tables_without_pytorch_or_gpu():
+    """Only tinyseg on the CPU: no PyTorch columns, and the report says what was left out."""
+    models = bench_models.run_models(sizes=(8, 16), models=("fcn",), use_torch=False, use_gpu=False,
+                                     budget_s=0.0, max_repeat=1)
+    assert models["targets"] == ["tinyseg/cpu"]
+    assert len(models["rows"]) == 4 and len(models["growth"]) == 2
+    results = dict(models=models, machine="test machine")
+    report = run_suite.markdown(results)
+    assert "pytorch cpu" not in report and "tinyseg/pytorch" not in report
+    assert "GPU skipped" in report
+
+
+def test_naive_training_above_128_is_skipped_by_default_and_reported(monkeypatch):
+    monkeypatch.setattr(bench_models, "NAIVE_TRAIN_MAX_SIZE", 8)       # 16 stands for 256
+    models = bench_models.run_models(sizes=(8, 16), models=("naive",), use_torch=False,
+                                     use_gpu=False, budget_s=0.0, max_repeat=1)
+    sizes = {(row["mode"], row["size"]) for row in models["rows"]}
+    assert sizes == {("inference", 8), ("inference", 16), ("train", 8)}
+    assert models["skipped"] == ["naive train at 16x16: skipped by default (about a minute and 3 GB "
+                                 "per framework); pass --naive-256 to include it"]
+
+
+# ----------------------------------------------------------- the PyTorch twins
+
+@pytest.fixture(scope="module")
+def torch_models():
+    pytest.importorskip("torch")
+    import torch_models
+    return torch_models
+
+
+@pytest.mark.parametrize("name", ["naive", "fcn", "unet"])
+def test_twin_of_the_benchmarked_model_has_the_same_parameter_count(torch_models, name):
+    model = build_model(bench_models.CONFIGS[name])
+    twin = torch_models.twin(model)
+    assert torch_models.count_parameters(twin) == torch_models.count_parameters(model)
+    assert [tuple(p.shape) for p in twin.parameters()] == [p.shape for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", ["naive", "fcn", "unet"])
+def test_twin_computes_the_same_logits(torch_models, name):
+    """twin(model)(x) == model(x); 13x11 is not a multiple of the U-Net's 4, so its padding runs too."""
+    import torch
+    model = build_model(SMALL[name])
+    model.chunk_size = 37                                  # several chunks of windows, one ragged
+    twin = torch_models.twin(model)
+    x = np.random.default_rng(0).standard_normal((2, 3, 13, 11)).astype(np.float32)
+    with tinyseg.no_grad():
+        ours = model(tinyseg.Tensor(x)).numpy()
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    assert ours.shape == theirs.shape == (2, 4, 13, 11)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("name", ["fcn", "unet"])
+def test_twin_computes_the_same_gradients(torch_models, name):
+    """The training step times the same work: d cross_entropy / d weights agree, name by name."""
+    import torch
+    model = build_model(SMALL[name])
+    twin = torch_models.twin(model)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 4, (2, 8, 8))
+    ours = F.cross_entropy(model(tinyseg.Tensor(x)), y)
+    ours.backward()
+    theirs = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    their_grads = {n: p.grad.numpy() for n, p in twin.named_parameters()}
+    for n, p in model.named_parameters():
+        scale = np.abs(their_grads[n]).max()
+        np.testing.assert_allclose(p.grad, their_grads[n], rtol=1e-3, atol=1e-4 * scale, err_msg=n)
+
+
+def test_copy_weights_refuses_a_different_architecture(torch_models):
+    model = build_model(SMALL["fcn"])
+    narrower = torch_models.TorchFCN(in_channels=3, num_classes=4, width=4, depth=3)
+    with pytest.raises(ValueError, match="different shapes"):
+        torch_models.copy_weights(model, narrower)
