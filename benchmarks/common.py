@@ -74,7 +74,8 @@ def machine_stamp() -> str:
     except Exception:
         pass
     torch_version = torch.__version__ if torch is not None else "not installed"
-    return (f"{platform.machine()} {(platform.processor() + " ") if platform.processor() else ""}{_cpu_count()} cores, "
+    cpu = " ".join(part for part in (platform.machine(), platform.processor()) if part)
+    return (f"{cpu}, {_cpu_count()} cores, "
             f"Python {platform.python_version()}, NumPy {np.__version__} ({blas}), "
             f"PyTorch {torch_version}")
 
