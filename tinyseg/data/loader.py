@@ -1,0 +1,137 @@
+"""DataLoader: a dataset cut into shuffled, optionally flipped, batches.
+
+Training sees the data in mini-batches. One epoch is one pass over every
+example, in an order shuffled afresh each epoch:
+
+    epoch 0:  order 7 2 9 0 4 ...   -> batches [7 2 9 0] [4 ...] ...
+    epoch 1:  order 3 8 1 6 0 ...   -> batches [3 8 1 6] [0 ...] ...
+
+Reproducible order. Everything random about epoch e (its order and its
+flips) comes from one generator seeded with the pair (seed, e):
+
+    rng = np.random.default_rng([seed, e])
+
+So the batches of epoch e depend on nothing but (seed, e): not on how many
+epochs ran before, nor on the process. A training run resumed at epoch 5
+calls `loader.set_epoch(5)` (or `load_state_dict` with the saved state) and
+sees exactly the batches the uninterrupted run would have seen. The epoch
+counter moves on by one each time a pass over the loader completes.
+
+Augmentation (augment=True): each example is flipped left-right with
+probability 1/2 and upside-down with probability 1/2. A flip moves every
+pixel, so the mask is flipped with its image, or the labels would no longer
+sit on the pixels they describe. Flips do not change what a shape IS, so
+the model learns that a disc upside-down is still a disc.
+
+Batches stack examples into (B, C, H, W) images and (B, H, W) masks. If the
+examples differ in size, each is padded at the bottom and right to the
+largest H and W of its batch: images with 0, masks with 255 ("ignore"), so
+the padding counts neither in the loss nor in the metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from tinyseg.data.dataset import IGNORE_INDEX
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size` (image, mask) pairs.
+
+    Each batch is (images float32 (B, C, H, W), masks int64 (B, H, W)), NumPy
+    arrays on the host. `len(loader)` is the number of batches per epoch; the
+    last batch is smaller unless drop_last=True, which leaves it out.
+    """
+
+    def __init__(self, dataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0,
+                 augment: bool = False, drop_last: bool = False):
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.augment = augment
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.dataset) // self.batch_size
+        return -(-len(self.dataset) // self.batch_size)              # ceil
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass over the loader be epoch `epoch`."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to resume the same batch order: {"seed", "epoch"}."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+
+    def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The random choices of `epoch`, from (seed, epoch) alone.
+
+        Returns (order int64 (N,): the example indices in the order they are
+        served, flips bool (N, 2): [horizontal, vertical] for example i).
+        Both are always drawn, so turning shuffle or augment off leaves the
+        other one unchanged.
+        """
+        rng = np.random.default_rng([self.seed, epoch])
+        n = len(self.dataset)
+        order = rng.permutation(n)
+        flips = rng.random((n, 2)) < 0.5
+        if not self.shuffle:
+            order = np.arange(n)
+        return order, flips
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order, flips = self.epoch_plan(self.epoch)
+        for batch in range(len(self)):
+            chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            examples = [self.example(i, flips[i]) for i in chosen]
+            yield collate(examples)
+        self.epoch += 1                                              # only after a full pass
+
+    def example(self, index: int, flip) -> tuple[np.ndarray, np.ndarray]:
+        """Example `index`, flipped as `flip` = [horizontal, vertical] says when augmenting."""
+        image, mask = self.dataset[index]                            # (C, H, W), (H, W)
+        if self.augment:
+            image, mask = flip_pair(image, mask, horizontal=flip[0], vertical=flip[1])
+        return image, mask
+
+
+def flip_pair(image: np.ndarray, mask: np.ndarray, horizontal: bool, vertical: bool):
+    """Flip an image (C, H, W) and its mask (H, W) the same way."""
+    if horizontal:
+        image, mask = image[:, :, ::-1], mask[:, ::-1]               # mirror the W axis
+    if vertical:
+        image, mask = image[:, ::-1, :], mask[::-1, :]               # mirror the H axis
+    return image, mask
+
+
+def collate(examples) -> tuple[np.ndarray, np.ndarray]:
+    """Stack (image (C, H, W), mask (H, W)) pairs into (B, C, H, W) float32 and (B, H, W) int64.
+
+    Examples smaller than the largest of the batch are padded at the bottom
+    and right: images with 0, masks with IGNORE_INDEX (255).
+    """
+    channels = {image.shape[0] for image, _ in examples}
+    if len(channels) != 1:
+        raise ValueError(f"collate: all images of a batch need the same channel count, "
+                         f"got {sorted(channels)}")
+    height = max(image.shape[1] for image, _ in examples)
+    width = max(image.shape[2] for image, _ in examples)
+    images = np.zeros((len(examples), channels.pop(), height, width), dtype=np.float32)
+    masks = np.full((len(examples), height, width), IGNORE_INDEX, dtype=np.int64)
+    for i, (image, mask) in enumerate(examples):
+        _, h, w = image.shape
+        images[i, :, :h, :w] = image
+        masks[i, :h, :w] = mask
+    return images, masks
