@@ -1,0 +1,179 @@
+"""Training end to end on tiny data: resume equality, NaN stop, checkpoints, the CLI."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tinyseg.train as train_module
+from tinyseg import Tensor
+from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinyseg.cli import main
+from tinyseg.train import TrainConfig, TrainingError, fit, load_model
+
+
+def tiny_config(out, model="unet", epochs=2, **changes) -> TrainConfig:
+    config = TrainConfig(model=model, epochs=epochs, batch_size=4, size=24, train_count=8,
+                         val_count=4, base_channels=4, depth=2, width=4, window=5,
+                         windows_per_image=16, out=str(out), seed=3)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def weights(path) -> dict:
+    arrays, _ = load_checkpoint(str(path))
+    return arrays
+
+
+@pytest.mark.parametrize("model", ["unet", "naive", "fcn"])
+def test_resumed_run_ends_with_exactly_the_same_weights(tmp_path, model):
+    fit(tiny_config(tmp_path / "straight", model, epochs=3), show_progress=False, log=quiet)
+    fit(tiny_config(tmp_path / "interrupted", model, epochs=1), show_progress=False, log=quiet)
+    fit(tiny_config(tmp_path / "interrupted", model, epochs=3), resume=True, show_progress=False, log=quiet)
+    straight = weights(tmp_path / "straight" / "last.npz")
+    resumed = weights(tmp_path / "interrupted" / "last.npz")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
+    history = json.loads((tmp_path / "interrupted" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
+
+def test_outputs_of_a_run(tmp_path):
+    metrics = fit(tiny_config(tmp_path), show_progress=False, log=quiet)
+    for name in ["last.npz", "best.npz", "history.json", "history.csv", "predictions.png"]:
+        assert (tmp_path / name).is_file(), name
+    assert 0.0 <= metrics["mean_iou"] <= 1.0
+    _, meta = load_checkpoint(str(tmp_path / "last.npz"))
+    assert meta["epoch"] == 2
+    assert meta["class_names"] == ["background", "disc", "square", "triangle"]
+    assert meta["model_config"]["name"] == "unet"
+
+
+def test_nan_loss_stops_with_the_step_and_saves_nothing_broken(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, epochs=1)
+    fit(config, show_progress=False, log=quiet)
+    before = weights(tmp_path / "last.npz")
+    real_loss = train_module.training_loss
+    calls = []
+
+    def poisoned(model, images, masks, config, rng):
+        calls.append(1)
+        loss = real_loss(model, images, masks, config, rng)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    config.epochs = 2
+    with pytest.raises(TrainingError, match="nan at step 2 of epoch 2"):
+        fit(config, resume=True, show_progress=False, log=quiet)
+    after = weights(tmp_path / "last.npz")          # still the good epoch-1 checkpoint
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    save_checkpoint(str(path), {"a": np.arange(3)}, {"epoch": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(str(path), {"a": np.arange(5)}, {"epoch": 2})
+    arrays, meta = load_checkpoint(str(path))          # the old file, whole
+    assert meta["epoch"] == 1 and arrays["a"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]   # no temporary left behind
+
+
+def test_corrupt_truncated_and_foreign_checkpoints_are_refused(tmp_path):
+    fit(tiny_config(tmp_path / "run", epochs=1), show_progress=False, log=quiet)
+    data = (tmp_path / "run" / "last.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all")
+    np.savez(tmp_path / "foreign.npz", weight=np.zeros(3))
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+    for name in ["truncated", "garbage", "foreign", "flipped", "missing"]:
+        with pytest.raises(CheckpointError, match=name):
+            load_model(str(tmp_path / f"{name}.npz"))
+
+
+def test_checkpoint_of_another_shape_is_refused_whole(tmp_path):
+    fit(tiny_config(tmp_path / "run", epochs=1), show_progress=False, log=quiet)
+    arrays, meta = load_checkpoint(str(tmp_path / "run" / "last.npz"))
+    meta["model_config"]["base_channels"] = 8         # the weights no longer fit
+    save_checkpoint(str(tmp_path / "bad.npz"), arrays, {k: v for k, v in meta.items()
+                                                         if k not in ("format", "version")})
+    with pytest.raises(CheckpointError, match="does not fit its model"):
+        load_model(str(tmp_path / "bad.npz"))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    fit(tiny_config(tmp_path, epochs=1), show_progress=False, log=quiet)
+    with pytest.raises(CheckpointError, match="batch_size"):
+        fit(tiny_config(tmp_path, epochs=2, batch_size=2), resume=True, show_progress=False, log=quiet)
+
+
+def test_cli_train_eval_predict(tmp_path, capsys):
+    from PIL import Image
+    out = tmp_path / "run"
+    code = main(["train", "--epochs", "1", "--size", "24", "--train-count", "8", "--val-count", "4",
+                 "--base-channels", "4", "--depth", "2", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert "mean IoU" in capsys.readouterr().out
+    assert main(["eval", "--checkpoint", str(out / "best.npz")]) == 0
+    assert "pixel accuracy" in capsys.readouterr().out
+    picture = np.random.default_rng(0).integers(0, 255, (37, 50, 3), dtype=np.uint8)  # odd size
+    Image.fromarray(picture).save(tmp_path / "photo.png")
+    Image.fromarray(picture[..., 0]).save(tmp_path / "grey.png")
+    assert main(["predict", "--checkpoint", str(out / "best.npz"), str(tmp_path / "photo.png"),
+                 str(tmp_path / "grey.png"), "--out", str(tmp_path / "pred")]) == 0
+    with Image.open(tmp_path / "pred" / "photo_mask.png") as mask:
+        assert mask.size == (50, 37) and mask.mode == "P"
+        assert np.asarray(mask).max() < 4
+    with Image.open(tmp_path / "pred" / "photo_overlay.png") as over:
+        assert over.size == (50, 37)
+
+
+def test_cli_reports_bad_checkpoint_without_traceback(tmp_path, capsys):
+    (tmp_path / "x.npz").write_bytes(b"junk")
+    assert main(["eval", "--checkpoint", str(tmp_path / "x.npz")]) == 1
+    assert "corrupt or not a tinyseg checkpoint" in capsys.readouterr().err
+
+
+def test_cli_cuda_without_gpu_says_how_to_install(tmp_path, capsys):
+    import tinyseg
+    if tinyseg.cuda_available():
+        pytest.skip("a GPU is present")
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path)]) == 1
+    assert 'pip install "tinyseg[gpu]"' in capsys.readouterr().err
+
+
+def test_train_on_a_folder_of_files(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ["train", "val"]:
+        for kind in ["images", "masks"]:
+            os.makedirs(tmp_path / "data" / split / kind)
+        for i in range(4):
+            mask = np.zeros((20, 20), np.uint8)
+            mask[5:12, 4:15] = 1 + i % 2
+            mask[0, :] = 255
+            image = (rng.random((20, 20)) * 60 + mask * 50).astype(np.uint8)
+            Image.fromarray(image).save(tmp_path / "data" / split / "images" / f"{i}.png")
+            Image.fromarray(mask).save(tmp_path / "data" / split / "masks" / f"{i}.png")
+    config = tiny_config(tmp_path / "run", data=str(tmp_path / "data"), epochs=1)
+    metrics = fit(config, show_progress=False, log=quiet)
+    assert metrics["class_names"] == ["class0", "class1", "class2"] or len(metrics["class_names"]) == 3
+    model, _ = load_model(str(tmp_path / "run" / "last.npz"))
+    assert model.config["in_channels"] == 1 and model.config["num_classes"] == 3
+    labels = model.predict(Tensor(np.zeros((1, 1, 20, 20), np.float32)))
+    assert labels.shape == (1, 20, 20)

@@ -1,0 +1,5 @@
+import sys
+
+from tinyseg.cli import main
+
+sys.exit(main())

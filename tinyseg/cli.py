@@ -1,0 +1,138 @@
+"""The command line: `python -m tinyseg train | eval | predict` (or just `tinyseg ...`).
+
+    python -m tinyseg train                          # U-Net on the built-in shapes data
+    python -m tinyseg train --model fcn --epochs 5   # the FCN, for comparison
+    python -m tinyseg eval --checkpoint runs/unet/best.npz
+    python -m tinyseg predict --checkpoint runs/unet/best.npz photo.png --out masks/
+    python -m tinyseg tour                           # naive vs FCN vs U-Net, measured
+    python -m tinyseg complexity --size 256 256      # parameters, MACs, memory, receptive field
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+
+from tinyseg.checkpoint import CheckpointError
+from tinyseg.train import TrainConfig, TrainingError
+
+DEFAULTS = TrainConfig()
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    parser.add_argument("--model", choices=["naive", "fcn", "unet"], default=d.model)
+    parser.add_argument("--data", default=d.data, help="'shapes' (built-in synthetic data) or a "
+                        "folder with images/ and masks/ (or train/ and val/ each holding both)")
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
+    parser.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=d.device)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width")
+    parser.add_argument("--depth", type=int, default=d.depth, help="U-Net levels / FCN layers")
+    parser.add_argument("--width", type=int, default=d.width, help="FCN / naive channels")
+    parser.add_argument("--window", type=int, default=d.window, help="naive window size (odd)")
+    parser.add_argument("--windows-per-image", type=int, default=d.windows_per_image,
+                        help="naive model: windows sampled from each image per step")
+    parser.add_argument("--down", choices=["pool", "conv"], default=d.down,
+                        help="U-Net downsampling: max pooling or strided convolution")
+    parser.add_argument("--batch-norm", action="store_true", help="U-Net with BatchNorm2d")
+    parser.add_argument("--size", type=int, default=d.size, help="built-in image size")
+    parser.add_argument("--train-count", type=int, default=d.train_count)
+    parser.add_argument("--val-count", type=int, default=d.val_count)
+    parser.add_argument("--classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--no-augment", action="store_true", help="no random flips")
+    parser.add_argument("--check-every", type=int, default=d.check_every,
+                        help="read the loss back every N steps (fewer GPU syncs)")
+    parser.add_argument("--time-budget", type=float, default=d.time_budget,
+                        help="stop training after this many seconds (0: no limit)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def train_config(args) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)} - {"history", "augment", "out"}
+    config = TrainConfig(**{name: getattr(args, name) for name in names})
+    config.augment = not args.no_augment
+    config.out = args.out or os.path.join("runs", args.model)
+    return config
+
+
+def command_train(args) -> int:
+    from tinyseg.train import fit
+    fit(train_config(args), resume=args.resume, show_progress=not args.no_progress)
+    return 0
+
+
+def command_eval(args) -> int:
+    from tinyseg.metrics import format_table
+    from tinyseg.train import build_datasets, evaluate, load_model
+    model, meta = load_model(args.checkpoint, args.device)
+    config = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k != "history"})
+    config.data = args.data or config.data
+    _, val_set = build_datasets(config)
+    if val_set.num_classes != model.config["num_classes"]:
+        raise ValueError(f"--data has {val_set.num_classes} classes but the checkpoint's model "
+                         f"predicts {model.config['num_classes']}")
+    metrics = evaluate(model, val_set, args.device)
+    print(format_table(metrics, meta.get("class_names") or val_set.class_names))
+    return 0
+
+
+def command_predict(args) -> int:
+    from tinyseg.predict import predict_files
+    from tinyseg.train import load_model
+    model, _ = load_model(args.checkpoint, args.device)
+    for path in predict_files(model, args.inputs, args.out, args.device):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyseg", description="Semantic segmentation from scratch.")
+    commands = parser.add_subparsers(dest="command")
+    train = commands.add_parser("train", help="train a model (default: U-Net on built-in data)")
+    add_train_arguments(train)
+    evaluation = commands.add_parser("eval", help="print the metrics table of a checkpoint")
+    evaluation.add_argument("--checkpoint", required=True)
+    evaluation.add_argument("--data", default=None, help="default: the data it was trained on")
+    evaluation.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    predict = commands.add_parser("predict", help="write masks and overlays for images")
+    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("inputs", nargs="+", help="image files (PNG/JPEG, any size)")
+    predict.add_argument("--out", default="predictions")
+    predict.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    from tinyseg import complexity, tour
+    tour.add_arguments(commands.add_parser(
+        "tour", help="train naive, FCN and U-Net on one budget and compare them"))
+    complexity.add_arguments(commands.add_parser(
+        "complexity", help="parameters, MACs, activation memory and receptive field of each model"))
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv or ["train"])      # no command at all: train the default
+    from tinyseg import complexity, tour
+    handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
+                "tour": tour.run, "complexity": complexity.run}
+    try:
+        return handlers[args.command](args)
+    except (CheckpointError, TrainingError, ValueError, RuntimeError) as error:
+        print(f"tinyseg {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
