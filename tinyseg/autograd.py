@@ -72,13 +72,19 @@ def topological_order(root) -> list:
 def run_backward(root, grad) -> None:
     """Propagate `grad` (d loss / d root, an array shaped like root) to every leaf."""
     grads = {id(root): grad}  # gradients waiting to be handed on, by tensor id
+    kept = {id(grad)}         # arrays that someone else may hold: copy before keeping them
     for tensor in reversed(topological_order(root)):
         grad = grads.pop(id(tensor), None)
         if grad is None:  # no path from this tensor to the output carries gradient
             continue
         if tensor.backward_fn is None or tensor.keeps_grad:
-            # A copy, so that two leaves never share one gradient array.
-            tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
+            if tensor.grad is not None:
+                tensor.grad = tensor.grad + grad
+            elif id(grad) in kept or grad.base is not None:  # shared, or a view of another array
+                tensor.grad = grad.copy()  # so that two tensors never share one gradient array
+            else:
+                tensor.grad = grad
+            kept.add(id(tensor.grad))
         if tensor.backward_fn is None:  # a leaf: nothing further back
             continue
         parent_grads = tensor.backward_fn(grad)

@@ -34,7 +34,7 @@ from tinyseg.functional.validate import (
 from tinyseg.im2col import col2im, grid_shape, im2col, output_size
 from tinyseg.tensor import Tensor
 
-COLUMN_BUDGET_BYTES = 64 * 2**20  # largest im2col buffer built at once (unless one sample needs more)
+COLUMN_BUDGET_BYTES = 16 * 2**20  # largest im2col buffer built at once (unless one sample needs more)
 
 
 def sample_chunks(batch: int, bytes_per_sample: int):

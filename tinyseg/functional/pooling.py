@@ -13,15 +13,15 @@ from the image, with no column buffer at all.
 Backward: the gradient of a max goes to the element that was the max. When a
 window holds the maximum more than once (a tie), PyTorch gives it all to the
 *first* one in row-major order (tap (0, 0), (0, 1), ...); so do we. The
-gradient windows (N, C, kh, kw, OH, OW) hold gy at each window's winning tap
-and 0 elsewhere, and col2im's add_windows adds them back onto the image,
-which also handles overlapping windows (stride < kernel).
+gradient of tap (i, j) is gy where that tap won its window and 0 elsewhere;
+col2im's loop over taps puts it back onto the image through the same window
+view, adding where windows overlap (stride < kernel).
 """
 
 from __future__ import annotations
 
 from tinyseg.functional.validate import check_tensor, non_negative_pair, positive_pair
-from tinyseg.im2col import add_windows, pad_image, window_view
+from tinyseg.im2col import pad_image, padded_zeros, window_view
 from tinyseg.tensor import Tensor
 
 
@@ -46,18 +46,28 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     kh, kw = kernel
 
     taps = [(i, j) for i in range(kh) for j in range(kw)]  # row-major, as PyTorch scans
+    overlapping = stride[0] < kh or stride[1] < kw
     windows = window_view(pad_image(x.data, padding, value=-xp.inf), kernel, stride)
     y = windows[:, :, 0, 0].copy()                          # (N, C, OH, OW)
     for i, j in taps[1:]:
         xp.maximum(y, windows[:, :, i, j], out=y)            # running max over the taps
 
     def backward(gy):                                        # gy: (N, C, OH, OW)
-        gcols = xp.zeros(windows.shape, dtype=gy.dtype)      # (N, C, kh, kw, OH, OW)
+        # col2im's tap loop, writing each window's gradient straight onto the image
+        padded = padded_zeros(xp, x.shape, padding, False, gy.dtype)     # (N, C, Hp, Wp)
+        targets = window_view(padded, kernel, stride, y.shape[2:], writeable=True)
         unclaimed = xp.ones(y.shape, dtype=bool)             # window's max not yet found
         for i, j in taps:
-            first_max = (windows[:, :, i, j] == y) & unclaimed
-            gcols[:, :, i, j] = gy * first_max
-            unclaimed &= ~first_max
-        return (add_windows(gcols, x.shape, kernel, stride, padding),)   # (N, C, H, W)
+            first_max = windows[:, :, i, j] == y             # (N, C, OH, OW) bool
+            first_max &= unclaimed                           # only the first one wins
+            unclaimed ^= first_max
+            if overlapping:                                  # a pixel may win in several windows
+                targets[:, :, i, j] += gy * first_max
+            else:                                            # each pixel is in one window only
+                xp.multiply(gy, first_max, out=targets[:, :, i, j])
+        ph, pw = padding
+        if ph or pw:
+            padded = padded[:, :, ph:ph + h, pw:pw + w]      # drop the padding
+        return (padded,)                                     # (N, C, H, W)
 
     return Tensor.from_op(y, (x,), backward, op)
