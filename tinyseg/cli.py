@@ -44,7 +44,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="naive model: windows sampled from each image per step")
     parser.add_argument("--down", choices=["pool", "conv"], default=d.down,
                         help="U-Net downsampling: max pooling or strided convolution")
-    parser.add_argument("--batch-norm", action="store_true", help="U-Net with BatchNorm2d")
+    parser.add_argument("--no-batch-norm", action="store_true",
+                        help="U-Net without BatchNorm2d (the paper's original layout)")
     parser.add_argument("--size", type=int, default=d.size, help="built-in image size")
     parser.add_argument("--train-count", type=int, default=d.train_count)
     parser.add_argument("--val-count", type=int, default=d.val_count)
@@ -58,9 +59,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config(args) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)} - {"history", "augment", "out"}
+    names = {f.name for f in fields(TrainConfig)} - {"augment", "batch_norm", "out"}
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     config.augment = not args.no_augment
+    config.batch_norm = not args.no_batch_norm
     config.out = args.out or os.path.join("runs", args.model)
     return config
 
@@ -75,7 +77,7 @@ def command_eval(args) -> int:
     from tinyseg.metrics import format_table
     from tinyseg.train import build_datasets, evaluate, load_model
     model, meta = load_model(args.checkpoint, args.device)
-    config = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k != "history"})
+    config = TrainConfig(**meta["train_config"])
     config.data = args.data or config.data
     _, val_set = build_datasets(config)
     if val_set.num_classes != model.config["num_classes"]:

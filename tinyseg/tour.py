@@ -1,6 +1,6 @@
 """The tour: naive sliding window -> FCN -> U-Net, trained and measured side by side.
 
-    python -m tinyseg tour                 # about 3 minutes on a 2-core CPU
+    python -m tinyseg tour                 # about 6 minutes on a 2-core CPU
     python -m tinyseg tour --budget 60     # a quicker look
 
 The story this measures, in three claims:
@@ -79,7 +79,7 @@ def format_rows(rows: list, sizes) -> str:
     return "\n".join(lines)
 
 
-def run_tour(budget: float = 180.0, out: str = "runs/tour", sizes=(64, 128, 256),
+def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256),
              window_sizes=(32, 64, 128), device: str = "cpu", seed: int = 0,
              train_count: int = 400, val_count: int = 64, size: int = 64,
              show_progress: bool = True, log=print) -> dict:
@@ -124,8 +124,8 @@ def write_comparison(out: str, models: dict, config: TrainConfig, device: str, c
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", type=float, default=180.0,
-                        help="training seconds for all three models together (default 180)")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="training seconds for all three models together (default 300)")
     parser.add_argument("--out", default="runs/tour")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--seed", type=int, default=0)
