@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import reference
 import tinyseg.functional.conv as conv_module
-from strategies import ConvConfig, TransposeConvConfig, conv_configs, seeds, transpose_conv_configs
+from strategies import ConvConfig, TransposeConvConfig, conv_configs, normal_arrays, seeds, transpose_conv_configs
 from tinyseg import Tensor, backend, gradcheck
 from tinyseg import functional as F
 
@@ -191,3 +191,22 @@ def test_conv2d_input_gradient_is_conv_transpose2d_of_output_gradient(cfg, seed)
     expected = F.conv_transpose2d(Tensor(gy), w, stride=cfg.stride, padding=cfg.padding,
                                   output_padding=cfg.output_padding)
     np.testing.assert_allclose(x.grad, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------- the tap-loop forward
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2),
+       pw=st.integers(0, 2), data=st.data())
+def test_tap_loop_forward_equals_the_im2col_forward(n, o, c, h, w, kh, kw, ph, pw, data):
+    """Few outputs, many inputs: conv_forward sums kernel taps instead of building columns."""
+    from tinyseg.functional.conv import ColumnPlan, FEW_OUTPUTS, conv_forward, conv_forward_by_taps
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    assert o * FEW_OUTPUTS <= c                      # conv_forward takes the tap loop here
+    x = data.draw(normal_arrays((n, c, h, w)))
+    weight = data.draw(normal_arrays((o, c, kh, kw)))
+    expected = reference.conv2d(x, weight, stride=(1, 1), padding=(ph, pw))
+    plan = ColumnPlan(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
+    np.testing.assert_allclose(conv_forward_by_taps(x, weight, plan), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv_forward(x, weight, (1, 1), (ph, pw)), expected, rtol=1e-10, atol=1e-10)

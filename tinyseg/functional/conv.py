@@ -31,9 +31,10 @@ from tinyseg import backend
 from tinyseg.functional.validate import (
     check_same_device_and_dtype, check_tensor, non_negative_pair, positive_pair,
 )
-from tinyseg.im2col import col2im, grid_shape, im2col, output_size
+from tinyseg.im2col import col2im, grid_shape, im2col, output_size, pad_image
 from tinyseg.tensor import Tensor
 
+FEW_OUTPUTS = 4  # forward skips im2col when out_channels * FEW_OUTPUTS <= in_channels (stride 1)
 COLUMN_BUDGET_BYTES = 16 * 2**20  # largest im2col buffer built at once (unless one sample needs more)
 
 
@@ -96,6 +97,8 @@ def conv_forward(x, w, stride: tuple, padding: tuple):
     xp = backend.get_array_module(x)
     o, c, kh, kw = w.shape
     plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
+    if plan.wide and o * FEW_OUTPUTS <= c:
+        return conv_forward_by_taps(x, w, plan)
     w_rows = w.reshape(o, plan.depth)                                    # (O, K)
     cols_buffer = plan.buffer(xp, plan.depth, x.dtype)                   # (K, n*L)
     y_buffer = plan.buffer(xp, o, x.dtype)                               # (O, n*L)
@@ -105,6 +108,35 @@ def conv_forward(x, w, stride: tuple, padding: tuple):
         grid = xp.matmul(w_rows, cols, out=y_buffer[:, :cols.shape[1]])  # (O, K) @ (K, n*L)
         y[start:stop] = plan.crop(grid, stop - start)
     return y
+
+
+def conv_forward_by_taps(x, w, plan: ColumnPlan):
+    """The same convolution as a sum over the kh*kw taps, with no column buffer.
+
+    On the wide grid, row (c, i, j) of im2col(x) is just the flattened padded
+    image shifted by i*Wp + j (see tinyseg/im2col.py), so
+
+        y = sum over taps (i, j) of  W[:, :, i, j] (O, C) @ shifted_ij (C, rows*cols)
+
+    where each shifted_ij is a view: nothing is copied. im2col writes kh*kw
+    copies of the image to memory and reads them back once; that pays off when
+    the product does a lot of work per copied number (many output channels),
+    but not for a layer with few outputs and a large kernel, such as the
+    11x11 head of SlidingWindow.to_fcn(), where this loop reads the same small
+    padded image, which stays in cache, kh*kw times instead.
+    """
+    xp = backend.get_array_module(x)
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    flat = pad_image(x, plan.padding, wide=True).reshape(n, c, -1)      # (N, C, (Hp+1)*Wp)
+    length = plan.rows * plan.cols                                       # L = OH * Wp
+    y_grid = xp.zeros((n, o, length), dtype=x.dtype)                     # (N, O, L)
+    for i in range(kh):
+        for j in range(kw):
+            start = i * plan.cols + j                                    # the tap's shift
+            for sample in range(n):
+                y_grid[sample] += w[:, :, i, j] @ flat[sample, :, start:start + length]  # (O, C) @ (C, L)
+    return y_grid.reshape(n, o, plan.rows, plan.cols)[..., :plan.out_w].copy()   # (N, O, OH, OW)
 
 
 def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
