@@ -8,8 +8,9 @@ The story this measures, in three claims:
 1. A sliding window classifies every pixel's window on its own. Neighbouring
    windows overlap almost entirely, so it recomputes shared work, and its cost
    grows as O(H*W*N). `SlidingWindow.to_fcn()` rewrites the *same weights* as
-   one convolutional pass, which computes each shared piece once: the
-   speed-up printed below grows with the image, as the seed predicts.
+   one convolutional pass, which computes each shared piece once. Compare
+   the speed-up printed below with the ratio of multiply-accumulates that
+   `python -m tinyseg complexity` predicts for the two forms.
 2. An FCN computes every window at once, but at full resolution: its
    receptive field grows only 2 pixels per 3x3 layer, and every layer costs
    H*W*C*C*9 multiply-accumulates.
