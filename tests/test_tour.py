@@ -1,0 +1,25 @@
+"""The tour and the complexity command, run end to end in a tiny configuration."""
+
+from tinyseg.cli import main
+from tinyseg.tour import run_tour
+
+
+def test_tour_trains_three_models_and_writes_the_comparison(tmp_path):
+    lines = []
+    result = run_tour(budget=1.5, out=str(tmp_path), sizes=(16, 24), window_sizes=(12, 24),
+                      train_count=8, val_count=4, size=16, show_progress=False, log=lines.append)
+    assert [row["model"] for row in result["rows"]] == ["sliding window", "FCN", "U-Net"]
+    for row in result["rows"]:
+        assert row["parameters"] > 0 and 0.0 <= row["miou"] <= 1.0
+        assert set(row["ms"]) == {16, 24} and all(ms > 0 for ms in row["ms"].values())
+    assert [size for size, *_ in result["window_speedups"]] == [12, 24]
+    assert (tmp_path / "tour.png").is_file()
+    assert any("speed-up" in line for line in lines)
+
+
+def test_complexity_command_prints_the_table_and_the_seed_count(capsys):
+    assert main(["complexity", "--size", "32", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "320,000,041" in out
+    for model in ["naive", "FCN", "U-Net"]:
+        assert model in out
