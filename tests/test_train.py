@@ -177,3 +177,20 @@ def test_train_on_a_folder_of_files(tmp_path):
     assert model.config["in_channels"] == 1 and model.config["num_classes"] == 3
     labels = model.predict(Tensor(np.zeros((1, 1, 20, 20), np.float32)))
     assert labels.shape == (1, 20, 20)
+
+
+def test_nan_found_late_still_names_its_own_step(tmp_path, monkeypatch):
+    """With --check-every 4 the loss is read every 4 steps; the message names the NaN's step."""
+    real_loss = train_module.training_loss
+    calls = []
+
+    def poisoned(model, images, masks, config, rng):
+        calls.append(1)
+        loss = real_loss(model, images, masks, config, rng)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    config = tiny_config(tmp_path, epochs=1, batch_size=2, check_every=4)   # 4 steps an epoch
+    with pytest.raises(TrainingError, match="nan at step 2 of epoch 1"):
+        fit(config, show_progress=False, log=quiet)
+    assert not (tmp_path / "last.npz").exists()

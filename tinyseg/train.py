@@ -159,10 +159,12 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
         if len(pending) >= config.check_every or step == len(loader) - 1:
             values = [float(v) for v in pending]        # the only device->host copies
             pending = []
-            if not all(math.isfinite(v) for v in values):
-                raise TrainingError(f"the loss became {values[-1]} at step {step + 1} of epoch "
-                                    f"{epoch + 1} (within the last {len(values)} steps); training "
-                                    f"stopped and this epoch was not saved. Try a lower --lr.")
+            for offset, value in enumerate(values):
+                if not math.isfinite(value):
+                    bad_step = step + 2 - len(values) + offset          # counted from 1
+                    raise TrainingError(f"the loss became {value} at step {bad_step} of epoch "
+                                        f"{epoch + 1}; training stopped and this epoch was not "
+                                        f"saved. Try a lower --lr.")
             total += sum(values)
             count += len(values)
             if hasattr(bar, "set_postfix"):
