@@ -77,7 +77,8 @@ def command_eval(args) -> int:
     from tinyseg.metrics import format_table
     from tinyseg.train import build_datasets, evaluate, load_model
     model, meta = load_model(args.checkpoint, args.device)
-    config = TrainConfig(**meta["train_config"])
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in meta.get("train_config", {}).items() if k in known})
     config.data = args.data or config.data
     _, val_set = build_datasets(config)
     if val_set.num_classes != model.config["num_classes"]:
