@@ -23,3 +23,14 @@ def test_complexity_command_prints_the_table_and_the_seed_count(capsys):
     assert "320,000,041" in out
     for model in ["naive", "FCN", "U-Net"]:
         assert model in out
+
+
+def test_timing_a_model_does_not_change_its_batch_norm_statistics():
+    import numpy as np
+    from tinyseg.models import UNet
+    from tinyseg.tour import inference_ms
+    model = UNet(3, 4, base_channels=4, depth=2, batch_norm=True)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    inference_ms(model, 16, 3, "cpu", repeat=1)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)

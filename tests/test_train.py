@@ -194,3 +194,9 @@ def test_nan_found_late_still_names_its_own_step(tmp_path, monkeypatch):
     with pytest.raises(TrainingError, match="nan at step 2 of epoch 1"):
         fit(config, show_progress=False, log=quiet)
     assert not (tmp_path / "last.npz").exists()
+
+
+def test_a_loaded_model_predicts_in_eval_mode(tmp_path):
+    fit(tiny_config(tmp_path, epochs=1), show_progress=False, log=quiet)
+    model, _ = load_model(str(tmp_path / "last.npz"))
+    assert model.training is False

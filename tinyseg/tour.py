@@ -42,6 +42,7 @@ MODELS = [("naive", "sliding window"), ("fcn", "FCN"), ("unet", "U-Net")]
 
 def inference_ms(model, size: int, in_channels: int, device: str, repeat: int = 3) -> float:
     """Median milliseconds for model.predict on one size x size image (after one warm-up)."""
+    model.eval()     # inference: BatchNorm must not learn statistics from the random input
     x = Tensor(np.random.default_rng(0).random((1, in_channels, size, size), dtype=np.float32),
                device=device)
     times = []

@@ -219,7 +219,7 @@ def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch:
 
 
 def load_model(path: str, device: str = "cpu"):
-    """(model, meta) from a checkpoint, or CheckpointError with a clear message."""
+    """(model, meta) from a checkpoint, in eval mode, or CheckpointError with a clear message."""
     arrays, meta = load_checkpoint(path)
     if "model_config" not in meta:
         raise CheckpointError(f"checkpoint {path!r} holds no model configuration")
@@ -228,6 +228,7 @@ def load_model(path: str, device: str = "cpu"):
         model.load_state_dict(split_prefix(arrays, "model."))
     except (ValueError, TypeError, KeyError) as error:
         raise CheckpointError(f"checkpoint {path!r} does not fit its model: {error}") from None
+    model.eval()     # for prediction: BatchNorm uses (and keeps) its running statistics
     return model.to(device), meta
 
 
