@@ -66,28 +66,17 @@ def make_inputs(case, batch, rng):
     return x, None
 
 
-def tinyseg_fn(case, x, other):
-    """The tinyseg call for a case, on Tensors."""
+def op_call(functional, case, x, other):
+    """The call for a case. `functional` is tinyseg.functional or torch.nn.functional:
+    the two share names and argument order, so one function builds both calls."""
     kind, s, p = case["kind"], case.get("stride", 1), case.get("padding", 0)
     if kind == "conv2d":
-        return lambda: F.conv2d(x, other, stride=s, padding=p)
+        return lambda: functional.conv2d(x, other, stride=s, padding=p)
     if kind == "conv_transpose2d":
-        return lambda: F.conv_transpose2d(x, other, stride=s)
+        return lambda: functional.conv_transpose2d(x, other, stride=s)
     if kind == "max_pool2d":
-        return lambda: F.max_pool2d(x, case["kernel"], s)
-    return lambda: F.cross_entropy(x, other)
-
-
-def torch_fn(case, x, other):
-    tf = torch.nn.functional
-    kind, s, p = case["kind"], case.get("stride", 1), case.get("padding", 0)
-    if kind == "conv2d":
-        return lambda: tf.conv2d(x, other, stride=s, padding=p)
-    if kind == "conv_transpose2d":
-        return lambda: tf.conv_transpose2d(x, other, stride=s)
-    if kind == "max_pool2d":
-        return lambda: tf.max_pool2d(x, case["kernel"], s)
-    return lambda: tf.cross_entropy(x, other)
+        return lambda: functional.max_pool2d(x, case["kernel"], s)
+    return lambda: functional.cross_entropy(x, other)
 
 
 def forward_backward(fn, inputs):
@@ -111,7 +100,7 @@ def measure(case, batch, repeat):
     has_weight = case["kind"] in ("conv2d", "conv_transpose2d")
     other = tinyseg.Tensor(other_np, requires_grad=True) if has_weight else other_np
     leaves = [x, other] if has_weight else [x]
-    fn = tinyseg_fn(case, x, other)
+    fn = op_call(F, case, x, other)
     with tinyseg.no_grad():
         row = dict(op=case["name"], fwd_ms=median_ms(fn, repeat))
     step = forward_backward(fn, leaves)
@@ -124,7 +113,7 @@ def measure(case, batch, repeat):
         tother = (torch.tensor(other_np, requires_grad=True) if has_weight
                   else torch.tensor(other_np) if other_np is not None else None)
         tleaves = [tx, tother] if has_weight else [tx]
-        tfn = torch_fn(case, tx, tother)
+        tfn = op_call(torch.nn.functional, case, tx, tother)
         with torch.no_grad():
             row["torch_fwd_ms"] = median_ms(tfn, repeat)
         row["torch_fwd_bwd_ms"] = median_ms(forward_backward(tfn, tleaves), repeat)
