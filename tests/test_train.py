@@ -26,6 +26,19 @@ def quiet(*args, **kwargs):
     pass
 
 
+def poison_loss_at_call(monkeypatch, bad_call: int) -> None:
+    """Make the `bad_call`-th training loss (counted from 1) NaN."""
+    real_loss = train_module.training_loss
+    calls = []
+
+    def poisoned(model, images, masks, config, rng):
+        calls.append(1)
+        loss = real_loss(model, images, masks, config, rng)
+        return loss * float("nan") if len(calls) == bad_call else loss
+
+    monkeypatch.setattr(train_module, "training_loss", poisoned)
+
+
 def weights(path) -> dict:
     arrays, _ = load_checkpoint(str(path))
     return arrays
@@ -60,15 +73,7 @@ def test_nan_loss_stops_with_the_step_and_saves_nothing_broken(tmp_path, monkeyp
     config = tiny_config(tmp_path, epochs=1)
     fit(config, show_progress=False, log=quiet)
     before = weights(tmp_path / "last.npz")
-    real_loss = train_module.training_loss
-    calls = []
-
-    def poisoned(model, images, masks, config, rng):
-        calls.append(1)
-        loss = real_loss(model, images, masks, config, rng)
-        return loss * float("nan") if len(calls) == 2 else loss
-
-    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    poison_loss_at_call(monkeypatch, 2)
     config.epochs = 2
     with pytest.raises(TrainingError, match="nan at step 2 of epoch 2"):
         fit(config, resume=True, show_progress=False, log=quiet)
@@ -181,15 +186,7 @@ def test_train_on_a_folder_of_files(tmp_path):
 
 def test_nan_found_late_still_names_its_own_step(tmp_path, monkeypatch):
     """With --check-every 4 the loss is read every 4 steps; the message names the NaN's step."""
-    real_loss = train_module.training_loss
-    calls = []
-
-    def poisoned(model, images, masks, config, rng):
-        calls.append(1)
-        loss = real_loss(model, images, masks, config, rng)
-        return loss * float("nan") if len(calls) == 2 else loss
-
-    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    poison_loss_at_call(monkeypatch, 2)
     config = tiny_config(tmp_path, epochs=1, batch_size=2, check_every=4)   # 4 steps an epoch
     with pytest.raises(TrainingError, match="nan at step 2 of epoch 1"):
         fit(config, show_progress=False, log=quiet)
