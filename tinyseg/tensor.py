@@ -31,6 +31,23 @@ def _as_array(data, dtype, device):
     return backend.to_device(array, device or backend.get_default_device())
 
 
+def constant_result_dtype(dtype, constant):
+    """The dtype NumPy gives `array_of(dtype) (op) constant`.
+
+    A Python number is "weak": it adapts to the array (float32 * 0.5 stays
+    float32) unless its kind is wider (int64 * 0.5 is float64). A NumPy array
+    or scalar (np.float64(3) included) of the same or a narrower kind is cast
+    to the tensor's dtype, as tinyseg always did (float32 stays float32); a
+    wider kind (a float array with an int tensor) promotes as NumPy would.
+    """
+    if isinstance(constant, (bool, int, float, complex)) and not isinstance(constant, np.generic):
+        return np.result_type(np.empty(0, dtype=dtype), constant)   # NumPy's rule for numbers
+    constant_dtype = constant.dtype if backend.is_array(constant) else np.asarray(constant).dtype
+    if np.can_cast(constant_dtype, dtype, casting="same_kind"):
+        return np.dtype(dtype)
+    return np.result_type(dtype, constant_dtype)
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` down to `shape`, undoing NumPy broadcasting.
 
@@ -180,12 +197,16 @@ class Tensor:
         return Tensor.from_op(self.data.astype(dtype), (self,), backward, "astype")
 
     def _other(self, other, op: str) -> "Tensor":
-        """Turn the other operand into a Tensor on our device, with a clear error if it can't."""
+        """The other operand as a Tensor on our device and of our dtype, or a clear error.
+
+        Two tensors must already agree: tinyseg never casts a tensor that may
+        carry a gradient behind your back. A number or array operand becomes a
+        constant; `_operands` decides its dtype.
+        """
         if not isinstance(other, Tensor):
             if backend.is_array(other) and backend.device_of(other) != self.device:
                 raise ValueError(f"{op}: operands are on different devices: "
                                  f"{self.device} and {backend.device_of(other)}")
-            # A number or array operand is a constant of our dtype (float32 stays float32).
             return Tensor(self.xp.asarray(other, dtype=self.dtype))
         if other.device != self.device:
             raise ValueError(f"{op}: operands are on different devices: {self.device} and "
@@ -196,20 +217,38 @@ class Tensor:
                             f"cast one with .astype()")
         return other
 
-    def _elementwise_other(self, other, op: str) -> "Tensor":
-        """Like _other, and the two shapes must broadcast together."""
-        other = self._other(other, op)
+    def _operands(self, other, op: str) -> tuple:
+        """(a, b): self and the other operand as Tensors of one dtype, shapes broadcastable.
+
+        A constant (a Python number, a NumPy scalar or array) follows NumPy's
+        promotion rules, so nothing is silently truncated:
+
+            float32 tensor * 0.5        -> float32   (a Python float adapts to the tensor)
+            int64 tensor   * 0.5        -> float64   (as int64_array * 0.5 in NumPy)
+            int64 tensor   * 2          -> int64
+            float32 tensor * int array  -> float32   (the array is cast "same kind")
+
+        When the result needs a wider kind than the tensor (an integer tensor
+        meeting a float), the tensor is cast first: integer tensors never
+        carry gradients, so no gradient is lost.
+        """
+        if isinstance(other, Tensor):
+            other = self._other(other, op)
+            a = self
+        else:
+            dtype = constant_result_dtype(self.dtype, other)
+            a = self if dtype == self.dtype else self.astype(dtype)
+            other = a._other(other, op)
         try:
-            np.broadcast_shapes(self.shape, other.shape)
+            np.broadcast_shapes(a.shape, other.shape)
         except ValueError:
-            raise ValueError(f"{op}: shapes {self.shape} and {other.shape} cannot be "
+            raise ValueError(f"{op}: shapes {a.shape} and {other.shape} cannot be "
                              "broadcast together") from None
-        return other
+        return a, other
 
     # ----------------------------------------------------------- elementwise arithmetic
     def __add__(self, other) -> "Tensor":
-        other = self._elementwise_other(other, "add")
-        a, b = self, other
+        a, b = self._operands(other, "add")
 
         def backward(grad):  # d(a+b)/da = 1, d(a+b)/db = 1
             return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
@@ -217,8 +256,7 @@ class Tensor:
         return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
     def __sub__(self, other) -> "Tensor":
-        other = self._elementwise_other(other, "sub")
-        a, b = self, other
+        a, b = self._operands(other, "sub")
 
         def backward(grad):  # d(a-b)/da = 1, d(a-b)/db = -1
             return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape)
@@ -226,8 +264,7 @@ class Tensor:
         return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
     def __mul__(self, other) -> "Tensor":
-        other = self._elementwise_other(other, "mul")
-        a, b = self, other
+        a, b = self._operands(other, "mul")
 
         def backward(grad):  # d(ab)/da = b, d(ab)/db = a
             return unbroadcast(grad * b.data, a.shape), unbroadcast(grad * a.data, b.shape)
@@ -235,8 +272,7 @@ class Tensor:
         return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
 
     def __truediv__(self, other) -> "Tensor":
-        other = self._elementwise_other(other, "div")
-        a, b = self, other
+        a, b = self._operands(other, "div")       # int / int is a float, as in NumPy: 7 / 2 = 3.5
 
         def backward(grad):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
             return (unbroadcast(grad / b.data, a.shape),
@@ -244,17 +280,57 @@ class Tensor:
 
         return Tensor.from_op(a.data / b.data, (a, b), backward, "div")
 
+    # `2 - x` calls x.__rsub__(2): make both operands, then apply the operator the other way round.
     def __radd__(self, other) -> "Tensor":
-        return self._other(other, "add") + self
+        a, b = self._operands(other, "add")
+        return b + a
 
     def __rsub__(self, other) -> "Tensor":
-        return self._other(other, "sub") - self
+        a, b = self._operands(other, "sub")
+        return b - a
 
     def __rmul__(self, other) -> "Tensor":
-        return self._other(other, "mul") * self
+        a, b = self._operands(other, "mul")
+        return b * a
 
     def __rtruediv__(self, other) -> "Tensor":
-        return self._other(other, "div") / self
+        a, b = self._operands(other, "div")
+        return b / a
+
+    # ----------------------------------------------------------- comparisons
+    # Elementwise, like NumPy: `x > 0` is a bool Tensor (no gradient flows through a
+    # comparison). The operands are promoted as in arithmetic, so an int tensor compared
+    # with 0.5 is compared with 0.5, not with a truncated 0.
+    def _compare(self, other, op: str, compare) -> "Tensor":
+        a, b = self._operands(other, op)
+        return Tensor(compare(a.data, b.data))
+
+    def __lt__(self, other) -> "Tensor":
+        return self._compare(other, "lt", lambda a, b: a < b)
+
+    def __le__(self, other) -> "Tensor":
+        return self._compare(other, "le", lambda a, b: a <= b)
+
+    def __gt__(self, other) -> "Tensor":
+        return self._compare(other, "gt", lambda a, b: a > b)
+
+    def __ge__(self, other) -> "Tensor":
+        return self._compare(other, "ge", lambda a, b: a >= b)
+
+    def __eq__(self, other) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, "eq", lambda a, b: a == b)
+
+    def __ne__(self, other) -> "Tensor":  # type: ignore[override]
+        return self._compare(other, "ne", lambda a, b: a != b)
+
+    __hash__ = object.__hash__    # tensors stay usable as dict keys and in sets, by identity
+
+    def __bool__(self) -> bool:
+        """`if t:` needs a single element, as in NumPy; a bigger tensor is ambiguous."""
+        if self.size != 1:
+            raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous; "
+                             "use t.data.any() or t.data.all()")
+        return bool(self.item())
 
     def __neg__(self) -> "Tensor":
         def backward(grad):
