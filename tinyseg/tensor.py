@@ -161,12 +161,6 @@ class Tensor:
         """The same data, cut off from the graph."""
         return Tensor(self.data)
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
-        if flag and self.dtype.kind != "f":
-            raise TypeError(f"requires_grad needs a floating-point tensor, got dtype {self.dtype}")
-        self.requires_grad = flag
-        return self
-
     def retain_grad(self) -> "Tensor":
         """Keep .grad on this intermediate tensor after backward()."""
         self.keeps_grad = True
