@@ -283,3 +283,51 @@ def test_the_naive_model_learns_from_sampled_windows():
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
     accuracy = (model.predict(x).numpy() == target).mean()
     assert accuracy > 0.8
+
+
+# ----------------------------------------------------------------- the shared base and its two hooks
+def cross_entropy_ignoring(logits, target):
+    return F.cross_entropy(logits, target, ignore_index=255)
+
+
+@pytest.mark.parametrize("model", tiny_models(), ids=["naive", "fcn", "unet", "unet-conv-bn"])
+def test_every_model_is_a_segmentation_model_with_one_input_check(model):
+    from tinyseg.models import SegmentationModel
+    assert isinstance(model, SegmentationModel)
+    with pytest.raises(ValueError, match=rf"{type(model).__name__}: input must be a \(N, 2, H, W\)"):
+        model.predict(image((1, 3, 6, 6)))
+
+
+def test_whole_image_models_score_every_labelled_pixel_in_training_loss():
+    model = FCN(in_channels=2, num_classes=3, width=3, depth=2)
+    x = image((2, 2, 6, 5))
+    masks = np.random.default_rng(1).integers(0, 3, (2, 6, 5))
+    masks[0, 0] = 255
+    loss = model.training_loss(x, masks, cross_entropy_ignoring, rng=None)
+    assert loss.item() == pytest.approx(cross_entropy_ignoring(model(x), masks).item())
+    assert model.inference_model() is model
+
+
+def test_the_sliding_window_trains_on_its_own_sampled_windows():
+    model = SlidingWindow(in_channels=2, num_classes=3, window=5, width=3, depth=1, windows_per_image=7)
+    x = image((2, 2, 6, 5))
+    masks = np.random.default_rng(1).integers(0, 3, (2, 6, 5))
+    loss = model.training_loss(x, masks, cross_entropy_ignoring, np.random.default_rng(4))
+    patches, labels = sample_windows(x.data, masks, 2 * 7, np.random.default_rng(4), window=5)
+    expected = F.cross_entropy(model.forward_patches(Tensor(patches)), labels)
+    assert loss.item() == pytest.approx(expected.item())
+    assert model.config["windows_per_image"] == 7
+
+
+def test_the_sliding_window_predicts_through_its_fcn_form(monkeypatch):
+    """predict() on a naive model is fast: it never runs the one-window-at-a-time forward()."""
+    model = SlidingWindow(in_channels=2, num_classes=3, window=5, width=3, depth=1, seed=2)
+    x = image((1, 2, 9, 7))
+    slow_labels = model(x).numpy().argmax(axis=1)
+
+    def refuse(*args):
+        raise AssertionError("predict ran the sliding window one window at a time")
+
+    monkeypatch.setattr(SlidingWindow, "forward", refuse)
+    assert type(model.inference_model()).__name__ == "SlidingWindowFCN"
+    assert np.array_equal(model.predict(x).numpy(), slow_labels)

@@ -197,3 +197,31 @@ def test_a_loaded_model_predicts_in_eval_mode(tmp_path):
     fit(tiny_config(tmp_path, epochs=1), show_progress=False, log=quiet)
     model, _ = load_model(str(tmp_path / "last.npz"))
     assert model.training is False
+
+
+def test_the_training_loop_asks_the_model_for_its_loss_and_inference_form(tmp_path):
+    """A model the loop has never heard of trains and is scored through its two hooks."""
+    from tinyseg.data import DataLoader, shapes_dataset
+    from tinyseg.models import FCN
+    from tinyseg.optim import Adam
+    calls = []
+
+    class Recorded(FCN):
+        name = "recorded"
+
+        def training_loss(self, images, masks, criterion, rng):
+            calls.append(("loss", images.shape))
+            return super().training_loss(images, masks, criterion, rng)
+
+        def inference_model(self):
+            calls.append(("inference",))
+            return self
+
+    data = shapes_dataset("train", count=4, size=16, seed=0)
+    model = Recorded(3, 4, width=4, depth=1)
+    config = TrainConfig(batch_size=2, epochs=1)
+    loss = train_module.train_one_epoch(model, DataLoader(data, batch_size=2), Adam(model.parameters()),
+                                        config, 0, np.random.default_rng(0), show_progress=False)
+    train_module.evaluate(model, data, "cpu")
+    assert np.isfinite(loss)
+    assert calls == [("loss", (2, 3, 16, 16))] * 2 + [("inference",)]

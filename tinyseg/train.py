@@ -4,14 +4,17 @@ One training step, from the batch to the matrix multiply:
 
     images, masks = next(batches)                 # NumPy (B, C, H, W), (B, H, W)
     x = Tensor(images, device=device)             # onto the device, once
-    logits = model(x)                             # (B, classes, H, W)   models/unet.py
-    loss = F.cross_entropy(logits, masks, ignore_index=255)   # functional/loss.py
+    loss = model.training_loss(x, masks, pixel_loss, rng)     # models/base.py:
+        # logits = model(x)                       # (B, classes, H, W)   models/unet.py
+        # F.cross_entropy(logits, masks, ignore_index=255)       functional/loss.py
     optimizer.zero_grad(); loss.backward()        # autograd.py walks the graph back
     optimizer.step()                              # optim/adam.py updates p.data
 
+The loss is the model's own: `model.training_loss(x, target, criterion, rng)`.
 The naive sliding-window model learns from windows instead of images: each
 batch of images gives `windows_per_image` random (window, centre label)
-pairs, classified on their own.
+pairs, classified on their own. Scoring and pictures run
+`model.inference_model()`, the naive model's to_fcn() rewrite.
 
 After every epoch the model is scored on the validation set (one confusion
 matrix over every pixel, see metrics.py) and a checkpoint is written; the
@@ -39,7 +42,7 @@ from tinyseg.autograd import no_grad
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.metrics import ConfusionMatrix, format_table
-from tinyseg.models import build_model, sample_windows
+from tinyseg.models import build_model
 from tinyseg.tensor import Tensor
 
 
@@ -101,7 +104,8 @@ def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dic
     if config.model == "fcn":
         return dict(name="fcn", width=config.width, depth=config.depth, **common)
     if config.model == "naive":
-        return dict(name="naive", window=config.window, width=config.width, **common)
+        return dict(name="naive", window=config.window, width=config.width,
+                    windows_per_image=config.windows_per_image, **common)
     raise ValueError(f"--model must be naive, fcn or unet, got {config.model!r}")
 
 
@@ -126,16 +130,16 @@ def progress(iterable, total: int, description: str, enabled: bool = True):
 
 
 # ----------------------------------------------------------------- one epoch
+def pixel_loss(logits, target):
+    """Cross-entropy over every labelled pixel (or window): the criterion the models are given."""
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+
+
 def training_loss(model, images, masks, config: TrainConfig, rng):
-    """The loss of one batch: whole images, or sampled windows for the naive model."""
-    device = config.device
-    if model.config["name"] == "naive":
-        count = len(images) * config.windows_per_image
-        patches, labels = sample_windows(images, masks, count, rng, model.window)  # (B, C, k, k), (B,)
-        logits = model.forward_patches(Tensor(patches, device=device))          # (B, classes)
-        return F.cross_entropy(logits, backend.to_device(labels, device))
-    logits = model(Tensor(images, device=device))                              # (B, classes, H, W)
-    return F.cross_entropy(logits, backend.to_device(masks, device), ignore_index=IGNORE_INDEX)
+    """The loss of one batch, as the model computes it (whole images, or sampled windows)."""
+    x = Tensor(images, device=config.device)                     # (B, C, H, W)
+    target = backend.to_device(masks, config.device)             # (B, H, W)
+    return model.training_loss(x, target, pixel_loss, rng)
 
 
 def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
@@ -190,7 +194,7 @@ def evaluate(model, dataset, device: str, batch_size: int = 16) -> dict:
     """Loss and metrics of `model` on every pixel of `dataset` (one confusion matrix)."""
     model.eval()
     matrix = ConfusionMatrix(dataset.num_classes, ignore_index=IGNORE_INDEX)
-    scorer = model.to_fcn() if model.config["name"] == "naive" else model  # same labels, far faster
+    scorer = model.inference_model()             # the naive model's to_fcn(): same labels, far faster
     loss_sum, loss_weight = 0.0, 0
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     with no_grad():
@@ -332,8 +336,7 @@ def write_pictures(out: str, model, dataset, history: list, device: str, count: 
     count = min(count, len(dataset))
     images = np.stack([dataset[i][0] for i in range(count)])
     truths = np.stack([dataset[i][1] for i in range(count)])
-    predictor = model.to_fcn() if model.config["name"] == "naive" else model   # same labels, faster
-    preds = predict_labels(predictor, images, device)
+    preds = predict_labels(model, images, device)
     try:
         save_grid(os.path.join(out, "predictions.png"), images, truths, preds, dataset.class_names)
     except ImportError as error:

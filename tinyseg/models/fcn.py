@@ -26,45 +26,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyseg.autograd import no_grad
+from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d
 from tinyseg.nn.layers import ReLU
-from tinyseg.nn.module import Module, Sequential
+from tinyseg.nn.module import Sequential
 from tinyseg.tensor import Tensor
 
 
-class FCN(Module):
+class FCN(SegmentationModel):
     """depth x (3x3 conv, ReLU) at full resolution, then a 1x1 conv to num_classes.
 
     forward: (N, in_channels, H, W) -> (N, num_classes, H, W) logits, any H, W.
     seed: the initial weights are a function of it.
     """
 
+    name = "fcn"
+
     def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int = 32, depth: int = 4,
                  seed: int = 0, dtype="float32"):
-        super().__init__()
+        super().__init__(in_channels, num_classes)
         if depth < 1:
             raise ValueError(f"FCN: depth must be >= 1, got {depth!r}")
         dtype = np.dtype(dtype)
         rng = init.make_rng(seed)
-        self.in_channels, self.num_classes = in_channels, num_classes
         layers, channels = [], in_channels
         for _ in range(depth):
             layers += [Conv2d(channels, width, 3, padding=1, dtype=dtype, rng=rng), ReLU()]
             channels = width
         self.features = Sequential(*layers)                         # (N, width, H, W)
         self.head = Conv2d(width, num_classes, 1, dtype=dtype, rng=rng)   # (N, num_classes, H, W)
-        self.config = {"name": "fcn", "in_channels": in_channels, "num_classes": num_classes,
-                       "width": width, "depth": depth, "seed": seed, "dtype": dtype.name}
+        self.record_config(in_channels=in_channels, num_classes=num_classes, width=width,
+                           depth=depth, seed=seed, dtype=dtype.name)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"FCN: input must be a (N, {self.in_channels}, H, W) Tensor, got {shape}")
+        self.check_input(x)
         return self.head(self.features(x))
-
-    def predict(self, x: Tensor) -> Tensor:
-        """(N, H, W) integer labels: the highest-scoring class at each pixel."""
-        with no_grad():
-            return self.forward(x).argmax(axis=1)

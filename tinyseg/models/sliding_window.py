@@ -47,29 +47,31 @@ import numpy as np
 
 from tinyseg import backend
 from tinyseg import functional as F
-from tinyseg.autograd import no_grad
 from tinyseg.im2col import pad_image, window_view
+from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d
 from tinyseg.nn.layers import Flatten, Linear, ReLU
-from tinyseg.nn.module import Module, Parameter, Sequential
+from tinyseg.nn.module import Parameter, Sequential
 from tinyseg.tensor import Tensor, cat
 
 
-class SlidingWindow(Module):
+class SlidingWindow(SegmentationModel):
     """Per-pixel patch classifier: forward (N, C, H, W) -> (N, num_classes, H, W) logits.
 
     window: k, the odd side of the window centred on each pixel.
     width: channels of every convolution. depth: how many 3x3 convolutions.
     seed: the initial weights are a function of it. chunk_size: windows per
-    batch in forward() (bounds the memory, not the work).
+    batch in forward() (bounds the memory, not the work). windows_per_image:
+    how many random windows each image of a batch gives in training_loss().
     """
 
+    name = "naive"
     chunk_size = 4096
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, window: int = 15, width: int = 16,
-                 depth: int = 2, seed: int = 0, dtype="float32"):
-        super().__init__()
+                 depth: int = 2, seed: int = 0, dtype="float32", windows_per_image: int = 256):
+        super().__init__(in_channels, num_classes)
         if window < 1 or window % 2 == 0:
             raise ValueError(f"SlidingWindow: window must be a positive odd int, got {window!r}")
         if depth < 0 or window - 2 * depth < 1:
@@ -77,8 +79,10 @@ class SlidingWindow(Module):
                              f"{window}x{window} window (need window - 2 * depth >= 1)")
         dtype = np.dtype(dtype)
         rng = init.make_rng(seed)
-        self.in_channels, self.num_classes = in_channels, num_classes
+        if windows_per_image < 1:
+            raise ValueError(f"SlidingWindow: windows_per_image must be >= 1, got {windows_per_image!r}")
         self.window, self.width, self.depth = window, width, depth
+        self.windows_per_image = windows_per_image
         layers, channels = [], in_channels
         for _ in range(depth):                                   # each: k -> k - 2
             layers += [Conv2d(channels, width, 3, dtype=dtype, rng=rng), ReLU()]
@@ -87,9 +91,9 @@ class SlidingWindow(Module):
         self.feature_size = window - 2 * depth                   # k'
         self.flatten = Flatten()
         self.classifier = Linear(channels * self.feature_size ** 2, num_classes, dtype=dtype, rng=rng)
-        self.config = {"name": "naive", "in_channels": in_channels, "num_classes": num_classes,
-                       "window": window, "width": width, "depth": depth, "seed": seed,
-                       "dtype": dtype.name}
+        self.record_config(in_channels=in_channels, num_classes=num_classes, window=window,
+                           width=width, depth=depth, seed=seed, dtype=dtype.name,
+                           windows_per_image=windows_per_image)
 
     def forward_patches(self, patches: Tensor) -> Tensor:
         """patches (B, C, k, k) -> (B, num_classes): logits for each window's centre pixel."""
@@ -105,7 +109,7 @@ class SlidingWindow(Module):
 
         Gradients reach the weights (through every chunk) but not the image x.
         """
-        check_image(x, self.in_channels, "SlidingWindow")
+        self.check_input(x)
         n, _, h, w = x.shape
         xp = x.xp
         by_pixel = pixel_windows(x.data, self.window)            # (N, H, W, C, k, k) view
@@ -118,10 +122,21 @@ class SlidingWindow(Module):
         logits = cat(chunks, axis=0)                             # (N*H*W, num_classes)
         return logits.reshape(n, h, w, self.num_classes).transpose(0, 3, 1, 2)   # (N, classes, H, W)
 
-    def predict(self, x: Tensor) -> Tensor:
-        """(N, H, W) integer labels: the highest-scoring class at each pixel."""
-        with no_grad():
-            return self.forward(x).argmax(axis=1)
+    def training_loss(self, images: Tensor, masks, criterion, rng) -> Tensor:
+        """The loss of a batch, learned the sliding window's way: from random windows.
+
+        Draws windows_per_image labelled pixels per image (from rng, never an
+        ignored pixel), cuts out their windows and scores each centre label:
+        images (B, C, H, W) -> patches (B * windows_per_image, C, k, k)
+        -> logits (B * windows_per_image, classes) -> criterion(logits, labels).
+        """
+        count = len(images) * self.windows_per_image
+        patches, labels = self.sample_windows(images, masks, count, rng)   # (count, C, k, k), (count,)
+        return criterion(self.forward_patches(Tensor(patches)), labels)
+
+    def inference_model(self) -> "SlidingWindowFCN":
+        """The to_fcn() rewrite: the same labels as forward(), in one convolutional pass."""
+        return self.to_fcn()
 
     def sample_windows(self, images, masks, count: int, rng, ignore_index: int = 255):
         """sample_windows(images, masks, count, rng, window=self.window); see that function."""
@@ -135,7 +150,7 @@ class SlidingWindow(Module):
         return f"window={self.window}"
 
 
-class SlidingWindowFCN(Module):
+class SlidingWindowFCN(SegmentationModel):
     """A SlidingWindow rewritten as convolutions: forward (N, C, H, W) -> (N, classes, H, W).
 
     Made by SlidingWindow.to_fcn(); holds copies of its weights:
@@ -149,12 +164,15 @@ class SlidingWindowFCN(Module):
 
     The reshape of the Linear weight is valid because Flatten orders a
     (width, k', k') map channel-major, exactly like a conv weight's last three axes.
+    Its `config` is only {"name": "naive as FCN"}: it is made, never built by
+    build_model(); save the SlidingWindow it came from instead.
     """
 
+    name = "naive as FCN"
+
     def __init__(self, model: SlidingWindow):
-        super().__init__()
+        super().__init__(model.in_channels, model.num_classes)
         self.window = model.window
-        self.in_channels, self.num_classes = model.in_channels, model.num_classes
         self.features = copy.deepcopy(model.features)            # the same 3x3 convolutions
         linear = model.classifier
         k_prime = model.feature_size
@@ -166,15 +184,10 @@ class SlidingWindowFCN(Module):
         self.head = head
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels, "SlidingWindowFCN")
+        self.check_input(x)
         r = self.window // 2
         padded = F.pad(x, (r, r, r, r))                          # (N, C, H + 2r, W + 2r)
         return self.head(self.features(padded))                  # (N, classes, H, W)
-
-    def predict(self, x: Tensor) -> Tensor:
-        """(N, H, W) integer labels: the highest-scoring class at each pixel."""
-        with no_grad():
-            return self.forward(x).argmax(axis=1)
 
     def extra_repr(self) -> str:
         return f"window={self.window}"
@@ -217,8 +230,3 @@ def sample_windows(images, masks, count: int, rng, window: int, ignore_index: in
     labels = masks[image, row, col].astype(np.int64)             # (count,)
     return patches, labels
 
-
-def check_image(x, in_channels: int, name: str) -> None:
-    if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != in_channels:
-        shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name}: input must be a (N, {in_channels}, H, W) Tensor, got {shape}")

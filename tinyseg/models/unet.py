@@ -48,11 +48,11 @@ from __future__ import annotations
 import numpy as np
 
 from tinyseg import functional as F
-from tinyseg.autograd import no_grad
+from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d, ConvTranspose2d
 from tinyseg.nn.layers import BatchNorm2d, MaxPool2d, ReLU
-from tinyseg.nn.module import Module, Sequential
+from tinyseg.nn.module import Sequential
 from tinyseg.tensor import Tensor, cat
 
 DOWNSAMPLING = ("pool", "conv")
@@ -73,7 +73,7 @@ def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dtype, rn
     return Sequential(*layers)
 
 
-class UNet(Module):
+class UNet(SegmentationModel):
     """U-Net: forward (N, in_channels, H, W) -> (N, num_classes, H, W) logits, any H, W.
 
     base_channels: channels at level 0 (doubling at each level down).
@@ -83,17 +83,19 @@ class UNet(Module):
     seed: the initial weights are a function of it.
     """
 
+    name = "unet"
+
     def __init__(self, in_channels: int = 1, num_classes: int = 2, base_channels: int = 64,
                  depth: int = 4, down: str = "pool", batch_norm: bool = False, seed: int = 0,
                  dtype="float32"):
-        super().__init__()
+        super().__init__(in_channels, num_classes)
         if depth < 0:
             raise ValueError(f"UNet: depth must be >= 0, got {depth!r}")
         if down not in DOWNSAMPLING:
             raise ValueError(f"UNet: down must be one of {DOWNSAMPLING}, got {down!r}")
         dtype = np.dtype(dtype)
         rng = init.make_rng(seed)
-        self.in_channels, self.num_classes, self.depth = in_channels, num_classes, depth
+        self.depth = depth
         widths = [base_channels * 2 ** level for level in range(depth + 1)]   # channels per level
 
         encoder, downsample, c_in = [], [], in_channels
@@ -117,14 +119,12 @@ class UNet(Module):
         self.upsample = upsample
         self.decoder = decoder
         self.head = Conv2d(widths[0], num_classes, 1, dtype=dtype, rng=rng)
-        self.config = {"name": "unet", "in_channels": in_channels, "num_classes": num_classes,
-                       "base_channels": base_channels, "depth": depth, "down": down,
-                       "batch_norm": batch_norm, "seed": seed, "dtype": dtype.name}
+        self.record_config(in_channels=in_channels, num_classes=num_classes,
+                           base_channels=base_channels, depth=depth, down=down,
+                           batch_norm=batch_norm, seed=seed, dtype=dtype.name)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"UNet: input must be a (N, {self.in_channels}, H, W) Tensor, got {shape}")
+        self.check_input(x)
         n, _, h, w = x.shape
         multiple = 2 ** self.depth
         pad_h, pad_w = -h % multiple, -w % multiple              # up to the next multiple
@@ -145,8 +145,3 @@ class UNet(Module):
         if pad_h or pad_w:
             logits = logits[:, :, :h, :w]                        # crop back to (N, classes, H, W)
         return logits
-
-    def predict(self, x: Tensor) -> Tensor:
-        """(N, H, W) integer labels: the highest-scoring class at each pixel."""
-        with no_grad():
-            return self.forward(x).argmax(axis=1)

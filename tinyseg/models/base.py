@@ -1,0 +1,80 @@
+"""What every segmentation model has in common, and the two hooks a training loop calls.
+
+    class FCN(SegmentationModel):
+        name = "fcn"
+        def __init__(self, in_channels=3, num_classes=2, width=32, ...):
+            super().__init__(in_channels, num_classes)
+            ...
+            self.record_config(in_channels=in_channels, num_classes=num_classes, width=width, ...)
+
+A model is more than its forward(). The training loop, evaluation and
+prediction each need to know two things that differ from model to model,
+and they ask the model itself instead of testing its name:
+
+    training_loss(images, masks, criterion, rng)   how the model learns from a batch.
+        The default runs forward() on the whole images and scores every pixel.
+        The sliding window overrides it: it samples windows and classifies
+        each one on its own, the way it was designed to be trained.
+    inference_model()                               which module to run for labels.
+        The default is the model itself. The sliding window returns its
+        to_fcn() rewrite: the same weights and labels, one convolutional pass.
+
+predict() is written once, here, on top of inference_model(): labels come
+out of the fast form whenever a model has one.
+
+`config` records the constructor's own arguments (with the model's `name`),
+JSON-ready, so that models.build_model(model.config) builds the same model.
+"""
+
+from __future__ import annotations
+
+from tinyseg.autograd import no_grad
+from tinyseg.nn.module import Module
+from tinyseg.tensor import Tensor
+
+
+class SegmentationModel(Module):
+    """Base class of the models: (N, in_channels, H, W) -> (N, num_classes, H, W) logits.
+
+    Subclasses set `name` (their key in models.MODELS), call
+    super().__init__(in_channels, num_classes) first and record_config(...) last.
+    """
+
+    name = "model"
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.in_channels, self.num_classes = in_channels, num_classes
+        self.config = {"name": self.name}
+
+    def record_config(self, **arguments) -> None:
+        """config = {"name": name, **the constructor's arguments}: what build_model() needs."""
+        self.config = {"name": self.name, **arguments}
+
+    def check_input(self, x) -> None:
+        """Refuse anything but an (N, in_channels, H, W) Tensor, naming the model and the shape."""
+        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+            shape = x.shape if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{type(self).__name__}: input must be a (N, {self.in_channels}, H, W) "
+                             f"Tensor, got {shape}")
+
+    # ------------------------------------------------------------------ the two hooks
+    def training_loss(self, images: Tensor, masks, criterion, rng) -> Tensor:
+        """The scalar loss of one batch: criterion(logits, masks) over every pixel.
+
+        images (B, C, H, W) Tensor, masks (B, H, W) integer labels on the same
+        device. criterion(logits, target) -> scalar Tensor (cross-entropy that
+        skips the ignore label). rng: a NumPy Generator for models that draw
+        random samples (unused here).
+        """
+        return criterion(self(images), masks)                  # logits (B, classes, H, W)
+
+    def inference_model(self) -> Module:
+        """The module that computes this model's logits fastest: here, the model itself."""
+        return self
+
+    def predict(self, x: Tensor) -> Tensor:
+        """(N, H, W) integer labels: the highest-scoring class at each pixel."""
+        self.check_input(x)
+        with no_grad():
+            return self.inference_model()(x).argmax(axis=1)
