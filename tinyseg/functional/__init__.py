@@ -2,11 +2,12 @@
 
 from tinyseg.functional.activation import log_softmax, relu, softmax
 from tinyseg.functional.conv import conv2d, conv_transpose2d
+from tinyseg.functional.dice import dice_loss
 from tinyseg.functional.linear import linear
 from tinyseg.functional.loss import cross_entropy
 from tinyseg.functional.normalization import batch_norm
 from tinyseg.functional.padding import pad
 from tinyseg.functional.pooling import max_pool2d
 
-__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "cross_entropy",
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "cross_entropy", "dice_loss",
            "relu", "softmax", "log_softmax", "pad", "batch_norm", "linear"]
