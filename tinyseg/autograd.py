@@ -45,6 +45,34 @@ class no_grad:
         _grad_enabled = self._previous
 
 
+# ----------------------------------------------------------------- which module is running
+_module_stack = []   # the Modules whose forward() is running now, outermost first
+
+
+def current_module():
+    """The innermost Module whose forward() is running, or None outside every module.
+
+    Tensor.from_op records it on each new graph node (`tensor.module`), so a
+    picture of the graph (tinyseg/graph.py) can group operations by the layer,
+    block or U-Net level that made them. Backward never looks at it.
+    """
+    return _module_stack[-1] if _module_stack else None
+
+
+class module_scope:
+    """Context manager that Module.__call__ wraps around forward(): `module` is running."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        _module_stack.append(self.module)
+
+    def __exit__(self, *exc_info):
+        _module_stack.pop()
+
+
+# ----------------------------------------------------------------- the backward walk
 def topological_order(root) -> list:
     """Tensors of the graph ending at `root`, every tensor after its parents.
 

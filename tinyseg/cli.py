@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="image files (PNG/JPEG, any size)")
     predict.add_argument("--out", default="predictions")
     predict.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    from tinyseg import complexity, tour
+    from tinyseg import complexity, graph, tour
     tour.add_arguments(commands.add_parser(
         "tour", help="train naive, FCN and U-Net on one budget and compare them"))
     complexity.add_arguments(commands.add_parser(
         "complexity", help="parameters, MACs, activation memory and receptive field of each model"))
+    graph.add_arguments(commands.add_parser("graph", help="draw a model's autograd graph (Graphviz DOT)"))
     return parser
 
 
@@ -124,9 +125,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv or ["train"])      # no command at all: train the default
-    from tinyseg import complexity, tour
+    from tinyseg import complexity, graph, tour
     handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
-                "tour": tour.run, "complexity": complexity.run}
+                "tour": tour.run, "complexity": complexity.run,
+                "graph": graph.run}
     try:
         return handlers[args.command](args)
     except (CheckpointError, TrainingError, ValueError, RuntimeError) as error:

@@ -93,6 +93,7 @@ class Tensor:
             out.parents = tuple(parents)
             out.backward_fn = backward_fn
             out.op = op
+            out.module = autograd.current_module()   # the Module running now, for graph.py
         return out
 
     # ----------------------------------------------------------- basic facts

@@ -35,7 +35,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from tinyseg import backend
+from tinyseg import autograd, backend
 from tinyseg.tensor import Tensor
 
 
@@ -73,7 +73,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        with autograd.module_scope(self):     # tensors made now remember this module (graph.py)
+            return self.forward(*args, **kwargs)
 
     def register_buffer(self, name: str, tensor: Tensor) -> None:
         """Keep `tensor` as attribute `name`: saved in state_dict, moved by to(), not trained."""
