@@ -1,0 +1,90 @@
+"""Loss modules with PyTorch's names: CrossEntropyLoss, DiceLoss, and the two added.
+
+A loss module only remembers its options; calling it runs the functional:
+
+    criterion = nn.DiceLoss(ignore_index=255)
+    loss = criterion(model(images), masks)        # == F.dice_loss(logits, masks, ignore_index=255)
+
+    CrossEntropyLoss(weight, ignore_index, reduction)           F.cross_entropy, per pixel
+    DiceLoss(weight, ignore_index, smooth, reduction)           F.dice_loss, per class over the batch
+    CrossEntropyDiceLoss(weight, ignore_index, smooth, dice_weight)   ce + dice_weight * dice
+
+Why both. Cross-entropy scores every pixel on its own, so a class that
+covers 1% of the pixels is 1% of the loss. Dice scores each class's overlap
+as a whole, so a small class weighs as much as the background; but its
+gradient is noisier when a class has few pixels. Their sum, the usual
+choice for imbalanced segmentation, keeps cross-entropy's steady per-pixel
+signal and adds Dice's equal say for every class.
+
+Class weights (C,) are kept as a buffer, so `criterion.to("cuda")` moves
+them with the model's tensors.
+"""
+
+from __future__ import annotations
+
+from tinyseg import functional as F
+from tinyseg.nn.module import Module
+from tinyseg.tensor import Tensor
+
+
+class WeightedLoss(Module):
+    """A loss with optional (C,) class weights, held as the buffer `weight` (or None)."""
+
+    def __init__(self, weight=None, ignore_index: int = -100):
+        super().__init__()
+        self.ignore_index = int(ignore_index)
+        self.weight = None
+        if weight is not None:
+            self.register_buffer("weight", Tensor(weight))       # a list becomes float32
+
+    def extra_repr(self) -> str:
+        weight = None if self.weight is None else [round(float(w), 4) for w in self.weight.numpy()]
+        return f"weight={weight}, ignore_index={self.ignore_index}"
+
+
+class CrossEntropyLoss(WeightedLoss):
+    """Softmax cross-entropy of (N, C[, H, W]) logits against (N[, H, W]) class indices."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(weight, ignore_index)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction)
+
+
+class DiceLoss(WeightedLoss):
+    """Soft multi-class Dice loss (see tinyseg/functional/dice.py for the formula)."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, smooth: float = 1.0,
+                 reduction: str = "mean"):
+        super().__init__(weight, ignore_index)
+        self.smooth = smooth
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.dice_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                           smooth=self.smooth, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, smooth={self.smooth}"
+
+
+class CrossEntropyDiceLoss(WeightedLoss):
+    """cross_entropy(mean) + dice_weight * dice_loss(mean), with the same weights and ignore_index."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, smooth: float = 1.0,
+                 dice_weight: float = 1.0):
+        super().__init__(weight, ignore_index)
+        self.smooth = smooth
+        self.dice_weight = float(dice_weight)
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        ce = F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index)
+        dice = F.dice_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                           smooth=self.smooth)
+        return ce + dice * self.dice_weight
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, smooth={self.smooth}, dice_weight={self.dice_weight}"
