@@ -7,7 +7,8 @@ import argparse
 import numpy as np
 import pytest
 
-from tinyseg import Tensor, complexity, no_grad, nn
+from tinyseg import Tensor, autograd, cat, complexity, no_grad, nn
+from tinyseg import functional as F
 from tinyseg.complexity import (
     activation_bytes, chain_receptive_field, count_macs, count_parameters,
     dense_parameter_count, forward_cost, receptive_field, trace, window_cost,
@@ -21,26 +22,26 @@ def zeros(*shape, dtype=np.float32):
     return Tensor(np.zeros(shape, dtype=dtype))
 
 
-# ----------------------------------------------------------------- the seed's count
-def test_seed_formula_gives_its_published_number():
+# ----------------------------------------------------------------- a dense layer over every pixel
+def test_dense_count_of_the_example_network():
     assert dense_parameter_count(1000, 2000, layers=10, channel_width=4, num_classes=5) == 320_000_041
 
 
-def test_seed_formula_on_a_small_case_by_hand():
+def test_dense_count_on_a_small_case_by_hand():
     # 2 x 3 image, 1 -> 2 -> 4 channels: per pixel 1*2 + 2*4 = 10 weights, biases 2 + 4.
     assert dense_parameter_count(2, 3, layers=2, channel_width=2, num_classes=4, in_channels=1) == 6 * 10 + 6
-    # Twice the pixels, twice the weights: the seed's count grows with the image...
+    # Twice the pixels, twice the weights: the dense count grows with the image...
     assert (dense_parameter_count(4, 3, 2, 2, 4, 1) - 6) == 2 * (dense_parameter_count(2, 3, 2, 2, 4, 1) - 6)
 
 
 def test_a_convolution_does_not_grow_with_the_image():
     # ...a convolution's does not: 3*4*9 + 4, 8 x (4*4*9 + 4), then 4*5 + 5.
-    seed = complexity.seed_comparison()
-    assert seed["parameters"] == 112 + 8 * 148 + 25 == 1321
-    assert seed["dense_count"] == 320_000_041
+    dense = complexity.dense_layer_comparison()
+    assert dense["parameters"] == 112 + 8 * 148 + 25 == 1321
+    assert dense["dense_count"] == 320_000_041
     # Per pixel: 3*9*4 + 8 * (4*9*4) + 4*5 = 1280 MACs and 18 maps of 4 channels + 5 logits.
-    assert seed["macs"] == 1000 * 2000 * 1280
-    assert seed["activation_bytes"] == 1000 * 2000 * (18 * 4 + 5) * FLOAT32
+    assert dense["macs"] == 1000 * 2000 * 1280
+    assert dense["activation_bytes"] == 1000 * 2000 * (18 * 4 + 5) * FLOAT32
 
 
 # ----------------------------------------------------------------- parameters
@@ -97,6 +98,40 @@ def test_pooling_relu_and_batch_norm_cost_no_macs():
     y = nn.BatchNorm2d(2)(nn.MaxPool2d(2)(x)).relu()
     assert count_macs(y) == 0
     assert count_macs(nn.Conv2d(2, 1, 1)(y)) == 1 * 2 * 2 * 2   # the 1x1 conv after them does count
+
+
+def graph_of_every_operation() -> Tensor:
+    """One scalar made by every operator tinyseg records (all but .to(), which needs two devices)."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.random((2, 2, 4, 4)), requires_grad=True, dtype=np.float32)
+    y = nn.BatchNorm2d(2)(nn.Conv2d(2, 2, 3, padding=1)(x)).relu()            # conv2d, batch_norm, relu
+    y = nn.ConvTranspose2d(2, 2, 2, stride=2)(nn.MaxPool2d(2)(y))            # max_pool2d, conv_transpose2d
+    y = cat([F.pad(y, (1, 1, 1, 1))[:, :, 1:5, 1:5], y], axis=1)             # pad, getitem, cat
+    flat = y.reshape(2, 64).transpose(1, 0)                                  # reshape, transpose
+    z = nn.Linear(2, 3)(flat.transpose(1, 0)[:, :2] @ Tensor(np.eye(2, dtype=np.float32)))  # matmul, linear
+    z = ((z + 1) - z * 2) / 3                                                # add, sub, mul, div
+    z = (-z) ** 2 + z.exp() + (z * z + 1).log() + z.astype(np.float64).astype(np.float32)
+    logits = z.reshape(2, 3, 1, 1)
+    labels = np.zeros((2, 1, 1), dtype=np.int64)
+    return (F.cross_entropy(logits, labels) + F.dice_loss(logits, labels)
+            + F.softmax(logits).sum() + F.log_softmax(logits).sum())
+
+
+def test_every_recorded_operation_has_a_mac_rule():
+    # The lists hold exactly the names the operators record: renaming one (or adding an
+    # operator the lists miss) fails here, and count_macs refuses it rather than counting 0.
+    loss = graph_of_every_operation()
+    recorded = {node.op for node in autograd.topological_order(loss) if node.parents}
+    assert recorded == (set(complexity.MAC_OPS) | complexity.NO_MACS) - {"to"}
+    assert count_macs(loss) > 0
+
+
+def test_an_unknown_operation_is_an_error_not_zero_macs():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    y = x.relu()
+    y.op = "conv2d_renamed"
+    with pytest.raises(ValueError, match="'conv2d_renamed'.*MAC_OPS.*NO_MACS"):
+        count_macs(y.sum())
 
 
 def test_macs_of_a_tiny_fcn_by_hand():
@@ -279,7 +314,7 @@ def test_report_rows_agree_with_the_built_models(small_report):
     assert fields == [(7, 7), (7, 7), (5, 5), (44, 44)]
 
 
-def test_run_prints_the_table_and_the_seed_block(capsys):
+def test_run_prints_the_table_and_the_dense_layer_block(capsys):
     parser = argparse.ArgumentParser()
     complexity.add_arguments(parser)
     args = parser.parse_args(["--size", "16", "20", "--in-channels", "2", "--classes", "3",
@@ -288,5 +323,7 @@ def test_run_prints_the_table_and_the_seed_block(capsys):
     assert complexity.run(args) == 0
     text = capsys.readouterr().out
     assert "16 x 20" in text
-    for expected in ["naive as FCN", "U-Net", "44 x 44", "320,000,041", "1,321", "shares one small kernel"]:
+    for expected in ["naive as FCN", "U-Net", "44 x 44", "320,000,041", "1,321", "shares one small kernel",
+                     "dense layers over every pixel"]:
         assert expected in text
+    assert "seed" not in text and "document" not in text         # it explains, it does not cite

@@ -1,0 +1,133 @@
+"""Counting what a forward pass costs: parameters, multiply-accumulates, activation memory.
+
+Nothing here is a formula typed in by hand for each model. MACs and
+activations come from running forward() once and walking the autograd graph
+it leaves behind (autograd.topological_order). Every node names the
+operation that made it (`.op`) and its parents, which is all it takes:
+
+    conv2d            out.size * (C_in * kh * kw)     each output sums C_in*kh*kw products
+    conv_transpose2d  in.size * (C_out * kh * kw)     each input paints a C_out x kh x kw patch
+    linear, matmul    out.size * in_features          each output sums in_features products
+
+Every other operation tinyseg records (ReLU, pooling, batch norm, padding,
+cat, the losses, elementwise arithmetic...) costs a few operations per value,
+far fewer than a convolution's C_in*kh*kw, and counts 0 MACs. Those are
+listed by name in NO_MACS. An operation in neither list is an error, not a
+silent 0: renaming "conv2d", or adding a new operator, makes the count stop
+with a message saying where to add it.
+"""
+
+from __future__ import annotations
+
+from tinyseg import autograd
+from tinyseg.tensor import Tensor
+
+MAC_OPS = ("conv2d", "conv_transpose2d", "linear", "matmul")
+NO_MACS = frozenset({
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "sum",    # tensor.py
+    "reshape", "transpose", "getitem", "cat", "to", "astype",
+    "max_pool2d", "batch_norm", "pad", "softmax", "log_softmax",             # functional/
+    "cross_entropy", "dice_loss",
+})
+
+
+def count_parameters(model) -> int:
+    """Trained numbers in the model: sum of p.size over model.parameters()."""
+    return sum(p.size for p in model.parameters())
+
+
+def multiply_accumulates(node: Tensor) -> int:
+    """MACs of the one operation that made `node`; ValueError for an operation not listed."""
+    if node.op == "conv2d":                       # parents: x, weight (O, C, kh, kw)[, bias]
+        c, kh, kw = node.parents[1].shape[1:]
+        return node.size * c * kh * kw
+    if node.op == "conv_transpose2d":             # parents: x, weight (C_in, C_out, kh, kw)[, bias]
+        x, weight = node.parents[:2]
+        c_out, kh, kw = weight.shape[1:]
+        return x.size * c_out * kh * kw
+    if node.op == "linear":                       # parents: x (B, in), weight (out, in)[, bias]
+        return node.size * node.parents[1].shape[1]
+    if node.op == "matmul":                       # (..., n, k) @ (..., k, m) -> (..., n, m)
+        return node.size * node.parents[0].shape[-1]
+    if node.op in NO_MACS:
+        return 0
+    raise ValueError(f"complexity: operation {node.op!r} (result shape {node.shape}) is not known "
+                     f"to the MAC count; add it to MAC_OPS (with its count) or to NO_MACS in "
+                     f"tinyseg/complexity/counting.py")
+
+
+def count_macs(output: Tensor) -> int:
+    """Multiply-accumulates of every operation in the graph that ends at `output`."""
+    return sum(multiply_accumulates(node) for node in autograd.topological_order(output)
+               if node.parents)
+
+
+def storage(array):
+    """The array that owns `array`'s memory (a reshape or a crop is a view of another one)."""
+    while isinstance(array.base, type(array)):
+        array = array.base
+    return array
+
+
+def activation_bytes(output: Tensor) -> int:
+    """Bytes of every intermediate result the graph ending at `output` holds.
+
+    Each node made by an operation keeps its `.data` for as long as the graph
+    lives, and backward needs the graph: this is the memory a training step
+    holds between forward and backward. Parameters (leaves) are not counted,
+    nor is the input or anything computed from it alone (the to_fcn() form's
+    padded input): they need no gradient, so they are not in the graph. The
+    output is counted. A view (a reshape, a crop) shares its parent's memory
+    and is counted once.
+
+    An estimate from above of what backward truly needs (it never reads a
+    convolution's output once ReLU has copied it) and from below of the peak
+    (the convolutions' column buffers are transient and not counted, nor the
+    few arrays an operator's backward closure keeps besides its output).
+    """
+    owners = {}
+    for node in autograd.topological_order(output):
+        if node.parents:                          # made by an operation, not a leaf
+            owner = storage(node.data)
+            owners[id(owner)] = owner.nbytes
+    return sum(owners.values())
+
+
+def trace(forward, x: Tensor) -> tuple:
+    """(MACs, activation bytes) of forward(x), measured on the graph it builds."""
+    if not autograd.is_grad_enabled():
+        raise RuntimeError("complexity: the graph is needed to count; call outside no_grad()")
+    output = forward(x)
+    return count_macs(output), activation_bytes(output)
+
+
+def blank_input(model, shape: tuple) -> Tensor:
+    """Zeros of `shape` with the model's dtype and device (the counts do not depend on values)."""
+    first = next(model.parameters())
+    return Tensor(first.xp.zeros(shape, dtype=first.dtype))
+
+
+def forward_cost(model, size: tuple) -> tuple:
+    """(MACs, activation bytes) of model(x) for one (1, C, H, W) image, size = (H, W).
+
+    (For a SlidingWindow this is its O(H * W) forward; `window_cost` is faster.)
+    The forward runs in evaluation mode, so that BatchNorm leaves its running
+    statistics alone; the graph, and so the cost, is the same as in training.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return trace(model, blank_input(model, (1, model.in_channels) + tuple(size)))
+    finally:
+        model.train(was_training)
+
+
+def window_cost(model) -> tuple:
+    """(MACs, activation bytes) of a SlidingWindow's classifier on ONE k x k window.
+
+    SlidingWindow.forward runs this classifier once per pixel, so a whole
+    H x W image costs H * W times as much; measuring one window is exact
+    and avoids an O(H * W) forward pass.
+    """
+    k = model.window
+    return trace(model.forward_patches, blank_input(model, (1, model.in_channels, k, k)))
