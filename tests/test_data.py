@@ -213,9 +213,9 @@ def test_folder_pool_layout_is_split_by_seed(tmp_path):
     assert image.dtype == np.float32 and image.shape == (3, 6, 7)
     assert mask.dtype == np.int64 and mask.shape == (6, 7)
     again_train, _ = load_folder(tmp_path, val_fraction=0.4, seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip(train.images, again_train.images))
-    splits = {tuple(float(image.sum()) for image in load_folder(tmp_path, val_fraction=0.4, seed=s)[1].images)
-              for s in range(6)}
+    assert train.paths == again_train.paths
+    assert all(np.array_equal(train[i][0], again_train[i][0]) for i in range(len(train)))
+    splits = {tuple(load_folder(tmp_path, val_fraction=0.4, seed=s)[1].paths) for s in range(6)}
     assert len(splits) > 1                               # other seeds set aside other files
 
 
@@ -252,7 +252,7 @@ def test_folder_ignore_label_does_not_count_as_a_class(tmp_path):
     write_png(tmp_path / "masks" / "ex0.png", mask)
     train, val = load_folder(tmp_path)
     assert train.num_classes == 2
-    assert any((m == IGNORE_INDEX).any() for m in train.masks + val.masks)
+    assert any((data[i][1] == IGNORE_INDEX).any() for data in (train, val) for i in range(len(data)))
 
 
 def test_folder_palette_masks_give_indices(tmp_path):
@@ -269,7 +269,7 @@ def test_folder_grey_images_have_one_channel(tmp_path):
     rng = np.random.default_rng(2)
     for i in range(3):
         write_png(tmp_path / "images" / f"g{i}.png", rng.integers(0, 256, (5, 5)))
-        write_png(tmp_path / "masks" / f"g{i}.png", np.ones((5, 5)))
+        write_png(tmp_path / "masks" / f"g{i}.png", np.eye(5))
     train, val = load_folder(tmp_path)
     assert train.in_channels == 1 and train[0][0].shape == (1, 5, 5)
 
@@ -279,11 +279,10 @@ def test_folder_mixed_grey_and_rgb_become_rgb(tmp_path):
     write_png(tmp_path / "images" / "grey.png", grey)
     write_png(tmp_path / "images" / "rgb.png", np.zeros((5, 5, 3)))
     for name in ("grey", "rgb"):
-        write_png(tmp_path / "masks" / f"{name}.png", np.ones((5, 5)))
-    train, val = load_folder(tmp_path, val_fraction=0)
-    assert len(val) == 0 and val.in_channels == 3
-    assert train.in_channels == 3
-    grey_image = train[0][0]                             # sorted by name: grey first
+        write_png(tmp_path / "masks" / f"{name}.png", np.eye(5))
+    every = load_folder(tmp_path, split=False)
+    assert len(every) == 2 and every.in_channels == 3
+    grey_image = every[0][0]                             # sorted by name: grey first
     assert grey_image.shape == (3, 5, 5)
     np.testing.assert_allclose(grey_image, np.stack([grey / 255.0] * 3), atol=1e-7)
 
@@ -293,7 +292,7 @@ def test_folder_reads_jpeg_images(tmp_path):
     write_png(tmp_path / "images" / "a.jpg", flat)
     write_png(tmp_path / "images" / "b.JPEG", flat)
     for name in ("a", "b"):
-        write_png(tmp_path / "masks" / f"{name}.png", np.zeros((8, 8)))
+        write_png(tmp_path / "masks" / f"{name}.png", np.eye(8))
     train, val = load_folder(tmp_path, val_fraction=0.5)
     image = train[0][0]
     assert image.shape == (3, 8, 8)
@@ -313,7 +312,7 @@ def test_folder_reads_16_bit_grey_images(tmp_path):
     for split in ("train", "val"):
         (tmp_path / split / "images").mkdir(parents=True)
         Image.fromarray(deep).save(tmp_path / split / "images" / "a.png")
-        write_png(tmp_path / split / "masks" / "a.png", np.zeros((2, 2)))
+        write_png(tmp_path / split / "masks" / "a.png", np.eye(2))
     train, _ = load_folder(tmp_path)
     np.testing.assert_allclose(train[0][0], deep[None] / 65535.0, rtol=1e-6)
 
@@ -335,7 +334,7 @@ def test_folder_refuses_two_files_of_one_name(tmp_path):
 def test_folder_refuses_other_file_types(tmp_path):
     write_pool(tmp_path, count=3)
     write_png(tmp_path / "images" / "odd.bmp", np.zeros((6, 7, 3)))
-    with pytest.raises(ValueError, match=r"odd\.bmp has an unsupported type '\.bmp'"):
+    with pytest.raises(ValueError, match=r"odd\.bmp: an unsupported type '\.bmp'"):
         load_folder(tmp_path)
 
 
@@ -343,8 +342,8 @@ def test_folder_of_ignore_only_masks_needs_classes(tmp_path):
     write_png(tmp_path / "images" / "a.png", np.zeros((3, 3)))
     write_png(tmp_path / "masks" / "a.png", np.full((3, 3), IGNORE_INDEX))
     with pytest.raises(ValueError, match="pass classes="):
-        load_folder(tmp_path, val_fraction=0)
-    assert load_folder(tmp_path, classes=2, val_fraction=0)[0].num_classes == 2
+        load_folder(tmp_path, split=False)
+    assert load_folder(tmp_path, classes=2, split=False).num_classes == 2
 
 
 def test_folder_checks_the_classes_argument(tmp_path):
@@ -361,33 +360,33 @@ def test_folder_needs_pillow(tmp_path, monkeypatch):
         load_folder(tmp_path)
 
 
-# Every bad input stops the load with one ValueError naming the file at fault.
+# Every bad input stops the load with a DataError (a ValueError) naming the file at fault.
 
 def test_folder_image_without_mask(tmp_path):
     write_pool(tmp_path)
     write_png(tmp_path / "images" / "lonely.png", np.zeros((6, 7, 3)))
-    with pytest.raises(ValueError, match="lonely.png has no mask"):
+    with pytest.raises(ValueError, match="lonely.png: an image without a mask"):
         load_folder(tmp_path)
 
 
 def test_folder_mask_without_image(tmp_path):
     write_pool(tmp_path)
     write_png(tmp_path / "masks" / "orphan.png", np.zeros((6, 7)))
-    with pytest.raises(ValueError, match="orphan.png has no image"):
+    with pytest.raises(ValueError, match="orphan.png: a mask without an image"):
         load_folder(tmp_path)
 
 
 def test_folder_mask_of_another_size(tmp_path):
     write_pool(tmp_path)
     write_png(tmp_path / "masks" / "ex3.png", np.zeros((7, 6)))
-    with pytest.raises(ValueError, match=r"ex3\.png is 6x7 .* but its image ex3\.png is 7x6"):
+    with pytest.raises(ValueError, match=r"ex3\.png: 6x7 .* but its image ex3\.png is 7x6"):
         load_folder(tmp_path)
 
 
 def test_folder_label_beyond_the_classes(tmp_path):
     write_pool(tmp_path, num_labels=3)
     (tmp_path / "classes.txt").write_text("a\nb\n")
-    with pytest.raises(ValueError, match=r"ex\d\.png holds the label 2, but there are 2 classes"):
+    with pytest.raises(ValueError, match=r"ex\d\.png: holds the label 2, but there are 2 classes"):
         load_folder(tmp_path)
 
 
@@ -396,7 +395,7 @@ def test_folder_label_beyond_classes_argument(tmp_path):
     bad = np.zeros((6, 7))
     bad[2, 2] = 9
     write_png(tmp_path / "masks" / "ex4.png", bad)
-    with pytest.raises(ValueError, match=r"ex4\.png holds the label 9.*classes=3"):
+    with pytest.raises(ValueError, match=r"ex4\.png: holds the label 9.*classes=3"):
         load_folder(tmp_path, classes=3)
 
 
@@ -404,14 +403,14 @@ def test_folder_jpeg_mask(tmp_path):
     write_pool(tmp_path)
     (tmp_path / "masks" / "ex1.png").unlink()
     write_png(tmp_path / "masks" / "ex1.jpg", np.zeros((6, 7)))
-    with pytest.raises(ValueError, match=r"ex1\.jpg is a JPEG"):
+    with pytest.raises(ValueError, match=r"ex1\.jpg: a JPEG"):
         load_folder(tmp_path)
 
 
 def test_folder_rgb_mask(tmp_path):
     write_pool(tmp_path)
     write_png(tmp_path / "masks" / "ex2.png", np.zeros((6, 7, 3)))
-    with pytest.raises(ValueError, match=r"ex2\.png has mode 'RGB'"):
+    with pytest.raises(ValueError, match=r"ex2\.png: a mask of mode 'RGB'"):
         load_folder(tmp_path)
 
 

@@ -16,8 +16,15 @@ Pixels marked 255 are left out of the loss (cross_entropy's ignore_index)
 and out of every metric; the data loader also uses 255 to fill the padding
 it adds around small images.
 
-The dataset itself is just two lists with a length and an index, like a
-PyTorch `Dataset`: `len(ds)` examples, `ds[i] -> (image, mask)`.
+A dataset is anything with a length and an index, like a PyTorch
+`Dataset`: `len(ds)` examples, `ds[i] -> (image, mask)`. Two kinds here:
+
+    SegmentationDataset   every array in memory (the built-in shapes)
+    FolderDataset         paths only; each ds[i] reads its two files (load_folder)
+
+Both answer class_pixel_counts() and channel_stats() (the per-channel
+mean and standard deviation that training normalises with), so the
+trainer treats them alike.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+from tinyseg.data.images import read_image, read_mask, resize_image, resize_mask
+from tinyseg.data.normalize import combine_moments, image_moments
 
 IGNORE_INDEX = 255
 
@@ -87,6 +97,79 @@ class SegmentationDataset:
             counts += np.bincount(labels.ravel(), minlength=self.num_classes)
         return counts
 
+    def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean float64 (C,), std float64 (C,)) of every pixel of every image, per channel."""
+        return combine_moments(image_moments(image) for image in self.images)
+
     def __repr__(self) -> str:
         return (f"SegmentationDataset({len(self)} examples, in_channels={self.in_channels}, "
                 f"classes={self.class_names})")
+
+
+class FolderDataset:
+    """Image and mask files, read when an example is asked for (see load_folder).
+
+    records: the ScannedPairs of the check pass (scan.py): paths, sizes,
+        channel moments and label counts, so nothing needs reading twice.
+    class_names: one name per class.
+    in_channels: 1 or 3; grey images are repeated to 3 channels if it is 3.
+    scale: each example is resized by this factor when read (image bilinear,
+        mask nearest), as it was in the scan.
+
+    Only the paths are held: a folder larger than memory trains one batch
+    at a time. `ds[i]` reads, scales and returns (image float32 (C, H, W),
+    mask int64 (H, W)).
+    """
+
+    def __init__(self, records: list, class_names: Sequence[str], in_channels: int,
+                 scale: float = 1.0):
+        self.records = list(records)
+        self.paths = [(record.image, record.mask) for record in self.records]
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.in_channels = int(in_channels)
+        self.scale = float(scale)
+        unlabelled = [record.mask for record in self.records
+                      if (record.labels == IGNORE_INDEX).all()]
+        self.notes = [f"{len(unlabelled)} mask(s) are all {IGNORE_INDEX} (ignore), e.g. "
+                      f"{unlabelled[0]}: their images add nothing to the loss or the scores"
+                      ] if unlabelled else []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image float32 (C, H, W), mask int64 (H, W)) of pair `index`, read from its files now."""
+        record = self.records[index]
+        image = resize_image(read_image(record.image), record.size)      # (C, H, W) as scanned
+        mask = resize_mask(read_mask(record.mask), record.size)          # (H, W)
+        if image.shape[0] != self.in_channels:
+            image = np.repeat(image, self.in_channels, axis=0)           # grey -> R, G, B
+        return image, mask
+
+    def class_pixel_counts(self) -> np.ndarray:
+        """How many pixels of each class the masks hold: int64 (num_classes,), ignore left out."""
+        counts = np.zeros(self.num_classes, dtype=np.int64)
+        for record in self.records:
+            keep = record.labels != IGNORE_INDEX
+            np.add.at(counts, record.labels[keep], record.counts[keep])
+        return counts
+
+    def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean float64 (C,), std float64 (C,)) of every pixel of every (scaled) image, per channel.
+
+        From the scan's per-image moments; a grey image in a colour dataset
+        counts the same in R, G and B, as it is served.
+        """
+        return combine_moments(widened(record.moments, self.in_channels) for record in self.records)
+
+    def __repr__(self) -> str:
+        return (f"FolderDataset({len(self)} examples, in_channels={self.in_channels}, "
+                f"classes={self.class_names})")
+
+
+def widened(moments: tuple, channels: int) -> tuple:
+    """The moments (n, mean (C,), M2 (C,)) of an image whose channels are repeated to `channels`."""
+    count, mean, m2 = moments
+    repeat = channels // mean.shape[0]
+    return count, np.repeat(mean, repeat), np.repeat(m2, repeat)

@@ -23,6 +23,19 @@ pixel, so the mask is flipped with its image, or the labels would no longer
 sit on the pixels they describe. Flips do not change what a shape IS, so
 the model learns that a disc upside-down is still a disc.
 
+Random crops (crop=(h, w)): photographs differ in size and are often too
+large to train on whole, so each example is cut to one h x w window per
+epoch, at a place drawn from the same (seed, e) generator: the same crop
+of image and mask, and the same crops again in a resumed run. The corner
+is drawn as a fraction u in [0, 1) of the room there is,
+
+    top = floor(u * (H - h + 1))      (0 .. H - h, each equally likely)
+
+so the plan does not need the image sizes, and lazily read images are not
+opened to make it. An image smaller than the crop is padded to it (image
+0, mask 255) at the bottom and right. The crop numbers are drawn after the
+order and the flips, so a loader without crops sees the very same plan.
+
 Batches stack examples into (B, C, H, W) images and (B, H, W) masks. If the
 examples differ in size, each is padded at the bottom and right to the
 largest H and W of its batch: images with 0, masks with 255 ("ignore"), so
@@ -47,9 +60,14 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0,
-                 augment: bool = False, drop_last: bool = False):
+                 augment: bool = False, drop_last: bool = False, crop: tuple[int, int] | None = None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if crop is not None:
+            if len(crop) != 2 or any(int(side) != side or side < 1 for side in crop):
+                raise ValueError(f"DataLoader: crop must be two positive integers (H, W), got {crop!r}")
+            crop = (int(crop[0]), int(crop[1]))
+        self.crop = crop
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -75,33 +93,39 @@ class DataLoader:
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
 
-    def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The random choices of `epoch`, from (seed, epoch) alone.
 
         Returns (order int64 (N,): the example indices in the order they are
-        served, flips bool (N, 2): [horizontal, vertical] for example i).
-        Both are always drawn, so turning shuffle or augment off leaves the
-        other one unchanged.
+        served, flips bool (N, 2): [horizontal, vertical] for example i,
+        corners float (N, 2) in [0, 1): [u_top, u_left] of example i's crop,
+        or None without crop). Order and flips are always drawn, so turning
+        shuffle or augment off leaves the other one unchanged; the corners
+        are drawn last, so the order and flips are the same with or without.
         """
         rng = np.random.default_rng([self.seed, epoch])
         n = len(self.dataset)
         order = rng.permutation(n)
         flips = rng.random((n, 2)) < 0.5
+        corners = rng.random((n, 2)) if self.crop is not None else None
         if not self.shuffle:
             order = np.arange(n)
-        return order, flips
+        return order, flips, corners
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order, flips = self.epoch_plan(self.epoch)
+        order, flips, corners = self.epoch_plan(self.epoch)
         for batch in range(len(self)):
             chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            examples = [self.example(i, flips[i]) for i in chosen]
+            examples = [self.example(i, flips[i], None if corners is None else corners[i])
+                        for i in chosen]
             yield collate(examples)
         self.epoch += 1                                              # only after a full pass
 
-    def example(self, index: int, flip) -> tuple[np.ndarray, np.ndarray]:
-        """Example `index`, flipped as `flip` = [horizontal, vertical] says when augmenting."""
+    def example(self, index: int, flip, corner=None) -> tuple[np.ndarray, np.ndarray]:
+        """Example `index`, cropped at `corner` (when cropping), flipped as `flip` says (augmenting)."""
         image, mask = self.dataset[index]                            # (C, H, W), (H, W)
+        if self.crop is not None:
+            image, mask = crop_pair(image, mask, self.crop, corner)
         if self.augment:
             image, mask = flip_pair(image, mask, horizontal=flip[0], vertical=flip[1])
         return image, mask
@@ -114,6 +138,26 @@ def flip_pair(image: np.ndarray, mask: np.ndarray, horizontal: bool, vertical: b
     if vertical:
         image, mask = image[:, ::-1, :], mask[::-1, :]               # mirror the H axis
     return image, mask
+
+
+def crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int], corner):
+    """The size = (h, w) window of image (C, H, W) and mask (H, W) placed by corner = [u_top, u_left].
+
+    top = floor(u_top * (H - h + 1)), and the same for left. Where the image
+    is smaller than the window it is padded: image 0, mask IGNORE_INDEX.
+    """
+    (height, width), (h, w) = mask.shape, size
+    top = int(corner[0] * (max(height - h, 0) + 1))
+    left = int(corner[1] * (max(width - w, 0) + 1))
+    image = image[:, top:top + h, left:left + w]                      # (C, <=h, <=w)
+    mask = mask[top:top + h, left:left + w]
+    if mask.shape == (h, w):
+        return image, mask
+    padded_image = np.zeros((image.shape[0], h, w), dtype=image.dtype)
+    padded_mask = np.full((h, w), IGNORE_INDEX, dtype=mask.dtype)
+    padded_image[:, :mask.shape[0], :mask.shape[1]] = image
+    padded_mask[:mask.shape[0], :mask.shape[1]] = mask
+    return padded_image, padded_mask
 
 
 def collate(examples) -> tuple[np.ndarray, np.ndarray]:
