@@ -123,7 +123,7 @@ def test_checkpoint_of_another_shape_is_refused_whole(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     fit(tiny_config(tmp_path, epochs=1), show_progress=False, log=quiet)
-    with pytest.raises(CheckpointError, match="batch_size"):
+    with pytest.raises(ValueError, match=r"--batch-size \(stored 4, given 2\)"):
         fit(tiny_config(tmp_path, epochs=2, batch_size=2), resume=True, show_progress=False, log=quiet)
 
 
@@ -175,7 +175,8 @@ def test_train_on_a_folder_of_files(tmp_path):
             image = (rng.random((20, 20)) * 60 + mask * 50).astype(np.uint8)
             Image.fromarray(image).save(tmp_path / "data" / split / "images" / f"{i}.png")
             Image.fromarray(mask).save(tmp_path / "data" / split / "masks" / f"{i}.png")
-    config = tiny_config(tmp_path / "run", data=str(tmp_path / "data"), epochs=1)
+    config = tiny_config(tmp_path / "run", data=str(tmp_path / "data"), epochs=1, train_count=None,
+                         val_count=None)
     metrics = fit(config, show_progress=False, log=quiet)
     assert metrics["class_names"] == ["class0", "class1", "class2"] or len(metrics["class_names"]) == 3
     model, _ = load_model(str(tmp_path / "run" / "last.npz"))

@@ -6,9 +6,13 @@
 Safe in three ways:
 - Nothing in the file can run code: it is read with `allow_pickle=False`, so
   only plain arrays and the JSON header (stored as bytes) come back.
-- A crash while saving never leaves a broken file behind: we write to a
-  temporary file next to the target, flush it to disk, then rename it over
-  the target in one step (`os.replace` is atomic on POSIX and Windows).
+- A crash while saving (even `kill -9`) never leaves a broken file behind:
+  `write_atomically` writes to a temporary file next to the target, flushes
+  it to disk, then renames it over the target in one step (`os.replace` is
+  atomic on POSIX and Windows). Until that step the old file is whole; after
+  it the new one is. A kill in between leaves only a `.tmp-*` file, which
+  `remove_temporaries` clears before the next run. The training history
+  files are written the same way.
 - A corrupt, truncated or foreign file is refused with a clear message
   before anything is loaded from it: every array is read (and its zip CRC
   checked) up front, and the header must name the tinyseg format.
@@ -32,17 +36,18 @@ class CheckpointError(ValueError):
     """The file is not a usable tinyseg checkpoint."""
 
 
-def save_checkpoint(path: str, arrays: dict, meta: dict) -> None:
-    """Write `arrays` (name -> NumPy array) and `meta` (JSON-able dict) to `path` atomically."""
-    header = json.dumps({"format": FORMAT, "version": VERSION, **meta})
-    payload = {name: np.asarray(value) for name, value in arrays.items()}
-    payload["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
+TEMPORARY_PREFIX = ".tmp-"     # files being written; never a finished checkpoint
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace the file at `path` by `data` in one step: readers see the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path),
+                                         dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **payload)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)  # the one atomic step
@@ -52,8 +57,30 @@ def save_checkpoint(path: str, arrays: dict, meta: dict) -> None:
         raise
 
 
+def remove_temporaries(folder: str) -> list:
+    """Delete the `.tmp-*` files a killed writer left in `folder`; returns their names."""
+    if not os.path.isdir(folder):
+        return []
+    stale = sorted(name for name in os.listdir(folder) if name.startswith(TEMPORARY_PREFIX))
+    for name in stale:
+        os.remove(os.path.join(folder, name))
+    return stale
+
+
+def save_checkpoint(path: str, arrays: dict, meta: dict) -> None:
+    """Write `arrays` (name -> NumPy array) and `meta` (JSON-able dict) to `path` atomically."""
+    header = json.dumps({"format": FORMAT, "version": VERSION, **meta})
+    payload = {name: np.asarray(value) for name, value in arrays.items()}
+    payload["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **payload)
+    write_atomically(path, buffer.getvalue())
+
+
 def load_checkpoint(path: str) -> tuple:
     """Read a checkpoint -> (arrays dict, meta dict), or raise CheckpointError."""
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a folder, not a checkpoint file")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     try:

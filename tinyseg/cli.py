@@ -35,7 +35,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default=d.device)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.npz (--epochs, --lr, --momentum, "
+                        "--weight-decay, --time-budget, --check-every may change; the model, data "
+                        "and counts may not)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run OUT already holds (without it, or --resume, "
+                        "a folder with a run is refused)")
     parser.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width")
     parser.add_argument("--depth", type=int, default=d.depth, help="U-Net levels / FCN layers")
     parser.add_argument("--width", type=int, default=d.width, help="FCN / naive channels")
@@ -47,8 +53,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-batch-norm", action="store_true",
                         help="U-Net without BatchNorm2d (the paper's original layout)")
     parser.add_argument("--size", type=int, default=d.size, help="built-in image size")
-    parser.add_argument("--train-count", type=int, default=d.train_count)
-    parser.add_argument("--val-count", type=int, default=d.val_count)
+    parser.add_argument("--train-count", type=int, default=None,
+                        help="built-in data: training images (default 800); a folder trains on "
+                        "every training pair it holds")
+    parser.add_argument("--val-count", type=int, default=None,
+                        help="validation images: built-in data 64 by default; a folder of "
+                        "images/ and masks/ sets aside this many (default 20%%), a folder with "
+                        "train/ and val/ uses val/")
+    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="train on random H x W crops (validation uses whole images)")
+    parser.add_argument("--scale", type=float, default=d.scale,
+                        help="folders: resize images and masks by this factor when read (e.g. 0.5)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes")
     parser.add_argument("--no-augment", action="store_true", help="no random flips")
     parser.add_argument("--check-every", type=int, default=d.check_every,
@@ -61,6 +76,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def train_config(args) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)} - {"augment", "batch_norm", "out"}
     config = TrainConfig(**{name: getattr(args, name) for name in names})
+    config.crop = list(args.crop) if args.crop else None
     config.augment = not args.no_augment
     config.batch_norm = not args.no_batch_norm
     config.out = args.out or os.path.join("runs", args.model)
@@ -69,24 +85,40 @@ def train_config(args) -> TrainConfig:
 
 def command_train(args) -> int:
     from tinyseg.train import fit
-    fit(train_config(args), resume=args.resume, show_progress=not args.no_progress)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in OUT and --overwrite replaces it: choose one")
+    fit(train_config(args), resume=args.resume, overwrite=args.overwrite,
+        show_progress=not args.no_progress)
     return 0
 
 
 def command_eval(args) -> int:
+    """Score a checkpoint: on its own validation split, or on every image of --data FOLDER."""
     from tinyseg.metrics import format_table
-    from tinyseg.train import build_datasets, evaluate, load_model
+    from tinyseg.train import evaluate, load_model
     model, meta = load_model(args.checkpoint, args.device)
+    dataset = eval_dataset(args.data, meta)
+    if dataset.num_classes != model.config["num_classes"]:
+        raise ValueError(f"--data has {dataset.num_classes} classes but the checkpoint's model "
+                         f"predicts {model.config['num_classes']}")
+    metrics = evaluate(model, dataset, args.device, normalization=meta.get("normalization"))
+    print(f"{len(dataset)} images")
+    print(format_table(metrics, meta.get("class_names") or dataset.class_names))
+    return 0
+
+
+def eval_dataset(data, meta: dict):
+    """Every pair of folder `data`, read with the checkpoint's classes; else its validation split."""
+    from tinyseg.data import load_folder
+    from tinyseg.train import build_datasets, check_data_folder
     known = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in meta.get("train_config", {}).items() if k in known})
-    config.data = args.data or config.data
-    _, val_set = build_datasets(config)
-    if val_set.num_classes != model.config["num_classes"]:
-        raise ValueError(f"--data has {val_set.num_classes} classes but the checkpoint's model "
-                         f"predicts {model.config['num_classes']}")
-    metrics = evaluate(model, val_set, args.device)
-    print(format_table(metrics, meta.get("class_names") or val_set.class_names))
-    return 0
+    if data is None or data == "shapes":
+        config.data = data or config.data
+        return build_datasets(config)[1]
+    check_data_folder(data)
+    classes = meta.get("class_names") or meta["model_config"]["num_classes"]
+    return load_folder(data, classes=classes, scale=config.scale, split=False)
 
 
 def command_predict(args) -> int:
@@ -105,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     evaluation = commands.add_parser("eval", help="print the metrics table of a checkpoint")
     evaluation.add_argument("--checkpoint", required=True)
-    evaluation.add_argument("--data", default=None, help="default: the data it was trained on")
+    evaluation.add_argument("--data", default=None,
+                            help="a folder: score every image in it (with the checkpoint's "
+                            "classes); default: the validation split it was trained with")
     evaluation.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     predict = commands.add_parser("predict", help="write masks and overlays for images")
     predict.add_argument("--checkpoint", required=True)
@@ -131,8 +165,8 @@ def main(argv=None) -> int:
                 "graph": graph.run}
     try:
         return handlers[args.command](args)
-    except (CheckpointError, TrainingError, ValueError, RuntimeError) as error:
-        print(f"tinyseg {args.command}: error: {error}", file=sys.stderr)
+    except (CheckpointError, TrainingError, ValueError, RuntimeError, OSError, ImportError) as error:
+        print(f"tinyseg {args.command}: error: {error}", file=sys.stderr)   # DataError: many lines
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; resume with --resume", file=sys.stderr)

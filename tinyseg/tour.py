@@ -28,6 +28,7 @@ the same validation images.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
@@ -90,7 +91,17 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
              window_sizes=(32, 64, 128), device: str = "cpu", seed: int = 0,
              train_count: int = 400, val_count: int = 64, size: int = 64,
              show_progress: bool = True, log=print) -> dict:
-    """Train the three models for budget/3 seconds each; print the table; write tour.png."""
+    """Train the three models for budget/3 seconds each; print the table; write tour.png.
+
+    Each model's run folder (OUT/naive, OUT/fcn, OUT/unet) is replaced: a tour
+    is a measurement to repeat, not a run to continue.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget) \
+            or budget <= 0:
+        raise ValueError(f"--budget must be a positive number of seconds, got {budget!r}")
+    for name, sizes_given in (("--sizes", sizes), ("--window-sizes", window_sizes)):
+        if any(s < 1 for s in sizes_given):
+            raise ValueError(f"{name} must be positive image sizes, got {list(sizes_given)}")
     rows, models = [], {}
     for name, title in MODELS:
         config = TrainConfig(model=name, epochs=10_000, time_budget=budget / len(MODELS),
@@ -98,7 +109,7 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
                              train_count=train_count, val_count=val_count, size=size)
         log(f"\n== {title}: training for {config.time_budget:.0f} s")
         started = time.perf_counter()
-        metrics = fit(config, show_progress=show_progress, log=log)
+        metrics = fit(config, show_progress=show_progress, log=log, overwrite=True)
         seconds = time.perf_counter() - started
         model, _ = load_model(os.path.join(config.out, "best.npz"), device)
         models[name] = model

@@ -28,71 +28,45 @@ that was never interrupted.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 import tinyseg.functional as F
 from tinyseg import backend, optim
 from tinyseg.autograd import no_grad
-from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
-from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
+from tinyseg.checkpoint import (CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint,
+                                split_prefix, write_atomically)
+from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, normalize, shapes_dataset
 from tinyseg.metrics import ConfusionMatrix, format_table
 from tinyseg.models import build_model
 from tinyseg.tensor import Tensor
+from tinyseg.train_config import (TrainConfig, check_config, check_data_folder, resume_changes,
+                                  with_default_counts)
+
+RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, say); the message says where and why."""
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved in each checkpoint)."""
-    model: str = "unet"               # naive | fcn | unet
-    data: str = "shapes"              # "shapes" (built in) or a folder of images and masks
-    epochs: int = 10
-    batch_size: int = 8
-    lr: float = 2e-3
-    optimizer: str = "adam"           # adam | sgd
-    momentum: float = 0.9             # SGD only
-    weight_decay: float = 0.0
-    device: str = "cpu"
-    seed: int = 0
-    out: str = "runs/unet"
-    # model shape
-    base_channels: int = 16           # U-Net
-    depth: int = 3                    # U-Net levels, or FCN 3x3 layers
-    width: int = 32                   # FCN / sliding-window channels
-    window: int = 15                  # sliding-window size (odd)
-    down: str = "pool"                # U-Net downsampling: pool | conv
-    batch_norm: bool = True           # U-Net with BatchNorm2d: trains ~2x faster per step
-    # data
-    size: int = 64                    # built-in images are size x size
-    train_count: int = 800
-    val_count: int = 64
-    classes: int | None = None        # number of classes (folders: else read from the masks)
-    augment: bool = True
-    windows_per_image: int = 256      # naive model: windows sampled per image per step
-    check_every: int = 1              # read the loss (a device->host copy) every this many steps
-    time_budget: float = 0.0          # seconds of training (0: no limit); stops mid-epoch when spent
-
-
 # ----------------------------------------------------------------- building blocks
 def build_datasets(config: TrainConfig):
-    """(train, val) SegmentationDatasets for config.data."""
+    """(train, val) datasets for config.data: the built-in shapes or a folder."""
     if config.data == "shapes":
-        num_classes = config.classes or 4
-        common = dict(size=config.size, num_classes=num_classes, seed=config.seed)
+        config = with_default_counts(config)
+        common = dict(size=config.size, num_classes=config.classes or 4, seed=config.seed)
         return (shapes_dataset("train", count=config.train_count, **common),
                 shapes_dataset("val", count=config.val_count, **common))
-    if not os.path.isdir(config.data):
-        raise ValueError(f"--data must be 'shapes' or a folder, got {config.data!r} (no such folder)")
-    return load_folder(config.data, classes=config.classes, seed=config.seed)
+    check_data_folder(config.data)
+    return load_folder(config.data, classes=config.classes, seed=config.seed, scale=config.scale,
+                       val_count=config.val_count)
 
 
 def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dict:
@@ -102,8 +76,13 @@ def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dic
         return dict(name="unet", base_channels=config.base_channels, depth=config.depth,
                     down=config.down, batch_norm=config.batch_norm, **common)
     if config.model == "fcn":
+        if config.depth < 1:
+            raise ValueError(f"--depth must be >= 1 for the FCN (its 3x3 layers), got {config.depth}")
         return dict(name="fcn", width=config.width, depth=config.depth, **common)
     if config.model == "naive":
+        if config.window < 5:
+            raise ValueError(f"--window must be >= 5 for the naive model (two unpadded 3x3 "
+                             f"convolutions fit in it), got {config.window}")
         return dict(name="naive", window=config.window, width=config.width,
                     windows_per_image=config.windows_per_image, **common)
     raise ValueError(f"--model must be naive, fcn or unet, got {config.model!r}")
@@ -142,55 +121,97 @@ def training_loss(model, images, masks, config: TrainConfig, rng):
     return model.training_loss(x, target, pixel_loss, rng)
 
 
-def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
-                    show_progress: bool = True, deadline: float = math.inf) -> float:
-    """One pass over the training data; returns the mean loss. Stops on a NaN/inf loss.
+def has_labels(masks: np.ndarray) -> bool:
+    """Whether a batch's (host) masks label any pixel: one without gives no loss to learn from."""
+    return bool((masks != IGNORE_INDEX).any())
 
-    Stops early (after a whole step) once time.perf_counter() passes `deadline`.
+
+def normalized(images: np.ndarray, normalization: dict | None) -> np.ndarray:
+    """images scaled by the training set's per-channel {"mean": [...], "std": [...]}, if any."""
+    if normalization is None:
+        return images
+    return normalize(images, np.asarray(normalization["mean"], dtype=np.float32),
+                     np.asarray(normalization["std"], dtype=np.float32))
+
+
+def weights_are_finite(model) -> bool:
+    """True if no parameter or buffer holds inf or NaN: one number read back from the device.
+
+    Any inf or NaN makes the sum inf or NaN, so one sum per tensor, added on
+    the device, and a single float() answer for the whole model.
+    """
+    total = 0.0
+    for _, tensor in model.named_tensors():
+        total = total + tensor.data.sum(dtype=np.float64)       # a 0-d array on the device
+    return math.isfinite(float(total))
+
+
+def check_losses(steps_and_losses: list, model, epoch: int) -> list:
+    """The losses as floats, or TrainingError naming the first step (from 1) that diverged."""
+    values = []
+    for step, loss in steps_and_losses:
+        value = float(loss)                                       # a device->host copy
+        if not math.isfinite(value):
+            raise TrainingError(f"the loss became {value} at step {step + 1} of epoch {epoch + 1}; "
+                                f"training stopped and this epoch was not saved. Try a lower --lr.")
+        values.append(value)
+    if not weights_are_finite(model):
+        step = steps_and_losses[-1][0]
+        raise TrainingError(f"the weights became inf or nan by step {step + 1} of epoch {epoch + 1}; "
+                            f"training stopped and this epoch was not saved. Try a lower --lr.")
+    return values
+
+
+def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
+                    show_progress: bool = True, deadline: float = math.inf,
+                    normalization: dict | None = None) -> float | None:
+    """One pass over the training data; returns the mean loss (None if no step had labels).
+
+    Stops with TrainingError on a NaN/inf loss or weights, naming the step.
+    A batch whose masks label no pixel is skipped before the step (checked on
+    the host, no device sync). Stops early (after a whole step) once
+    time.perf_counter() passes `deadline`.
     """
     model.train()
     total, count, images_seen = 0.0, 0, 0
     start = time.perf_counter()
     bar = progress(loader, len(loader), f"epoch {epoch + 1}/{config.epochs}", show_progress)
-    pending = []                                        # losses not yet read back from the device
+    pending = []                                # (step, loss) not yet read back from the device
     for step, (images, masks) in enumerate(bar):
-        loss = training_loss(model, images, masks, config, rng)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        pending.append(loss.data)
-        images_seen += len(images)
-        if len(pending) >= config.check_every or step == len(loader) - 1:
-            values = [float(v) for v in pending]        # the only device->host copies
+        if has_labels(masks):
+            loss = training_loss(model, normalized(images, normalization), masks, config, rng)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            pending.append((step, loss.data))
+            images_seen += len(images)
+        out_of_time = time.perf_counter() > deadline
+        if pending and (len(pending) >= config.check_every or step == len(loader) - 1 or out_of_time):
+            values = check_losses(pending, model, epoch)
             pending = []
-            for offset, value in enumerate(values):
-                if not math.isfinite(value):
-                    bad_step = step + 2 - len(values) + offset          # counted from 1
-                    raise TrainingError(f"the loss became {value} at step {bad_step} of epoch "
-                                        f"{epoch + 1}; training stopped and this epoch was not "
-                                        f"saved. Try a lower --lr.")
             total += sum(values)
             count += len(values)
             if hasattr(bar, "set_postfix"):
                 rate = images_seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.1f}")
-        if time.perf_counter() > deadline and not pending:
+        if out_of_time:
             break
-    return total / max(1, count)
+    return total / count if count else None
 
 
-def predict_labels(model, images: np.ndarray, device: str, batch_size: int = 16) -> np.ndarray:
+def predict_labels(model, images: np.ndarray, device: str, batch_size: int = 16,
+                   normalization: dict | None = None) -> np.ndarray:
     """(N, H, W) int64 labels for (N, C, H, W) images, batch by batch, on the host."""
     model.eval()
     labels = []
     with no_grad():
         for start in range(0, len(images), batch_size):
-            x = Tensor(images[start:start + batch_size], device=device)
-            labels.append(backend.to_numpy(model.predict(x).data))
+            batch = normalized(images[start:start + batch_size], normalization)
+            labels.append(backend.to_numpy(model.predict(Tensor(batch, device=device)).data))
     return np.concatenate(labels).astype(np.int64)
 
 
-def evaluate(model, dataset, device: str, batch_size: int = 16) -> dict:
+def evaluate(model, dataset, device: str, batch_size: int = 16, normalization: dict | None = None) -> dict:
     """Loss and metrics of `model` on every pixel of `dataset` (one confusion matrix)."""
     model.eval()
     matrix = ConfusionMatrix(dataset.num_classes, ignore_index=IGNORE_INDEX)
@@ -199,10 +220,10 @@ def evaluate(model, dataset, device: str, batch_size: int = 16) -> dict:
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     with no_grad():
         for images, masks in loader:
-            logits = scorer(Tensor(images, device=device))
+            logits = scorer(Tensor(normalized(images, normalization), device=device))
             valid = int((masks != IGNORE_INDEX).sum())
             if valid:
-                loss = F.cross_entropy(logits, backend.to_device(masks, device), ignore_index=IGNORE_INDEX)
+                loss = pixel_loss(logits, backend.to_device(masks, device))
                 loss_sum += float(loss.item()) * valid
                 loss_weight += valid
             matrix.update(backend.to_numpy(logits.data.argmax(axis=1)), masks)
@@ -211,14 +232,20 @@ def evaluate(model, dataset, device: str, batch_size: int = 16) -> dict:
     return metrics
 
 
-# ----------------------------------------------------------------- checkpoints
-def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch: int,
-                             class_names, rng, best_miou: float) -> None:
-    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+# ----------------------------------------------------------------- checkpoints and history
+def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch: int, class_names,
+                             rng, best_miou: float, history: list, normalization: dict | None) -> None:
+    """Write a resumable checkpoint, refusing weights that hold inf or NaN."""
+    model_arrays = model.state_dict()
+    bad = [name for name, value in model_arrays.items() if not np.isfinite(value).all()]
+    if bad:
+        raise TrainingError(f"refusing to write {path}: the weights {', '.join(bad[:3])} hold inf "
+                            f"or nan after epoch {epoch}")
+    arrays = {f"model.{k}": v for k, v in model_arrays.items()}
     arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
     meta = dict(model_config=model.config, train_config=asdict(config), epoch=epoch,
                 class_names=list(class_names), rng_state=rng.bit_generator.state,
-                best_miou=best_miou)
+                best_miou=best_miou, history=history, normalization=normalization)
     save_checkpoint(path, arrays, meta)
 
 
@@ -236,27 +263,58 @@ def load_model(path: str, device: str = "cpu"):
     return model.to(device), meta
 
 
-# ----------------------------------------------------------------- the whole run
 def write_history(out: str, history: list) -> None:
-    with open(os.path.join(out, "history.json"), "w") as f:
-        json.dump(history, f, indent=1)
+    """history.json and history.csv, each replaced in one atomic step (see checkpoint.py)."""
+    write_atomically(os.path.join(out, "history.json"), json.dumps(history, indent=1).encode("utf-8"))
     if history:
-        with open(os.path.join(out, "history.csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+        write_atomically(os.path.join(out, "history.csv"), text.getvalue().encode("utf-8"))
 
 
-def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, log=print) -> dict:
+def prepare_out(out: str, resume: bool, overwrite: bool, log) -> None:
+    """Make the output folder ready: refuse to replace a run by accident, clear killed writes."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file, not a folder")
+    existing = [name for name in RUN_FILES[:2] if os.path.exists(os.path.join(out, name))]
+    if existing and not resume and not overwrite:
+        raise ValueError(f"--out {out!r} already holds a run ({', '.join(existing)}); continue it "
+                         f"with --resume, replace it with --overwrite, or choose another --out")
+    if resume and not os.path.isfile(os.path.join(out, "last.npz")):
+        raise CheckpointError(f"--resume: {os.path.join(out, 'last.npz')!r} does not exist, so there "
+                              f"is nothing to resume; train without --resume")
+    os.makedirs(out, exist_ok=True)
+    stale = remove_temporaries(out)
+    if stale:
+        log(f"note: removed {len(stale)} unfinished file(s) a killed run left in {out}")
+    if overwrite and not resume:
+        for name in RUN_FILES:
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+
+
+# ----------------------------------------------------------------- the whole run
+def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, log=print,
+        overwrite: bool = False) -> dict:
     """Train as `config` says, writing checkpoints and pictures under config.out.
 
+    resume: continue from OUT/last.npz. overwrite: replace a run already in
+    OUT (without either, a folder that holds one is refused).
     Returns the final validation metrics (with the class names under "class_names").
     """
+    check_config(config)
+    config = with_default_counts(config)
     backend.check_device(config.device)
-    train_set, val_set = build_datasets(config)
-    os.makedirs(config.out, exist_ok=True)
+    prepare_out(config.out, resume, overwrite, log)
     last_path = os.path.join(config.out, "last.npz")
     best_path = os.path.join(config.out, "best.npz")
+    if resume:                                  # refuse changed settings before reading any data
+        checkpoint = load_checkpoint(last_path)
+        changes = resume_changes(checkpoint[1].get("train_config", {}), config, last_path)
+    train_set, val_set = build_datasets(config)
+    check_sets(train_set, val_set)
     rng = np.random.default_rng([config.seed, 12345])       # the naive model's windows
     start_epoch, best_miou, history = 0, -1.0, []
 
@@ -264,14 +322,20 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     model.to(config.device)
     optimizer = make_optimizer(config, list(model.parameters()))
     if resume:
-        start_epoch, best_miou, history = resume_from(last_path, model, optimizer, config, rng)
-        log(f"resumed from {last_path} after epoch {start_epoch}")
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                        augment=config.augment)
+        start_epoch, best_miou, history, normalization = resume_from(last_path, checkpoint, model,
+                                                                     optimizer, config, rng, log)
+        log(f"resumed from {last_path} after epoch {start_epoch}" + "".join(
+            f"; {name} {stored!r} -> {given!r}" for name, stored, given in changes))
+    else:
+        normalization = channel_normalization(train_set)
+    loader = make_loader(train_set, config)
     n_params = sum(p.size for p in model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "
         f"validation images of {train_set.in_channels} channels, {train_set.num_classes} classes, "
         f"on {config.device}")
+    if start_epoch >= config.epochs:
+        log(f"nothing left to train: {last_path} is at epoch {start_epoch} and --epochs is "
+            f"{config.epochs} (ask for more epochs to go on)")
 
     deadline = time.perf_counter() + config.time_budget if config.time_budget > 0 else math.inf
     for epoch in range(start_epoch, config.epochs):
@@ -281,62 +345,115 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         started = time.perf_counter()
         loader.set_epoch(epoch)
         train_loss = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
-                                     deadline)
+                                     deadline, normalization)
         seconds = time.perf_counter() - started
-        metrics = evaluate(model, val_set, config.device)
-        history.append(dict(epoch=epoch + 1, train_loss=round(train_loss, 6),
-                            val_loss=round(metrics["loss"], 6), val_miou=round(metrics["mean_iou"], 6),
-                            val_pixel_acc=round(metrics["pixel_accuracy"], 6),
-                            seconds=round(seconds, 2)))
-        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {train_loss:.4f}  val loss "
+        metrics = evaluate(model, val_set, config.device, normalization=normalization)
+        history.append(history_row(epoch, train_loss, metrics, seconds))
+        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {format_loss(train_loss)}  val loss "
             f"{metrics['loss']:.4f}  val mIoU {metrics['mean_iou']:.4f}  pixel acc "
             f"{metrics['pixel_accuracy']:.4f}  ({seconds:.1f} s, {len(train_set) / seconds:.1f} img/s)")
         improved = metrics["mean_iou"] > best_miou
         best_miou = max(best_miou, metrics["mean_iou"])
-        save_training_checkpoint(last_path, model, optimizer, config, epoch + 1,
-                                 train_set.class_names, rng, best_miou)
-        if improved:
-            save_training_checkpoint(best_path, model, optimizer, config, epoch + 1,
-                                     train_set.class_names, rng, best_miou)
+        saved = (model, optimizer, config, epoch + 1, train_set.class_names, rng, best_miou, history,
+                 normalization)
+        if improved:                    # best first: a kill before last.npz replays this epoch
+            save_training_checkpoint(best_path, *saved)
+        save_training_checkpoint(last_path, *saved)
         write_history(config.out, history)
 
-    final = evaluate(model, val_set, config.device)
-    write_pictures(config.out, model, val_set, history, config.device)
+    final = evaluate(model, val_set, config.device, normalization=normalization)
+    write_pictures(config.out, model, val_set, history, config.device, normalization=normalization)
     log("\n" + format_table(final, val_set.class_names))
     log(f"\nwrote {config.out}/: last.npz, best.npz, history.json/csv, predictions.png, history.png")
     final["class_names"] = val_set.class_names
     return final
 
 
-def resume_from(path: str, model, optimizer, config: TrainConfig, rng) -> tuple:
-    """Restore model, optimizer and RNG from `path`; returns (epoch, best_miou, history)."""
-    arrays, meta = load_checkpoint(path)
-    saved = meta.get("train_config", {})
-    for key in ("model", "data", "seed", "batch_size", "optimizer"):
-        if saved.get(key) != getattr(config, key):
-            raise CheckpointError(f"cannot resume from {path!r}: it was trained with {key}="
-                                  f"{saved.get(key)!r}, this run has {key}={getattr(config, key)!r}")
-    if meta.get("model_config") != model.config:
-        raise CheckpointError(f"cannot resume from {path!r}: its model {meta.get('model_config')} "
-                              f"differs from this run's {model.config}")
+def check_sets(train_set, val_set) -> None:
+    """Refuse data that cannot train or be scored, before any work."""
+    if len(train_set) == 0:
+        raise ValueError("there are no training images (check --data and --val-count)")
+    if len(val_set) == 0:
+        raise ValueError("there are no validation images: the best checkpoint is chosen on them "
+                         "(check --data and --val-count)")
+    if train_set.class_pixel_counts().sum() == 0:
+        raise ValueError(f"no training mask labels any pixel (all are {IGNORE_INDEX}, the ignore "
+                         f"label): there is nothing to learn from")
+
+
+def channel_normalization(train_set) -> dict:
+    """{"mean": [...], "std": [...]} per channel of the training images (JSON-ready)."""
+    mean, std = train_set.channel_stats()
+    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+def make_loader(train_set, config: TrainConfig) -> DataLoader:
+    crop = tuple(config.crop) if config.crop else None
+    return DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                      augment=config.augment, crop=crop)
+
+
+def history_row(epoch: int, train_loss, metrics: dict, seconds: float) -> dict:
+    return dict(epoch=epoch + 1, train_loss=None if train_loss is None else round(train_loss, 6),
+                val_loss=round(metrics["loss"], 6), val_miou=round(metrics["mean_iou"], 6),
+                val_pixel_acc=round(metrics["pixel_accuracy"], 6), seconds=round(seconds, 2))
+
+
+def format_loss(loss) -> str:
+    return "  none" if loss is None else f"{loss:.4f}"      # none: no batch had a labelled pixel
+
+
+def resume_from(path: str, checkpoint: tuple, model, optimizer, config: TrainConfig, rng,
+                log=print) -> tuple:
+    """Restore model, optimizer and RNG from `checkpoint` (arrays, meta), read from `path`.
+
+    Returns (epoch, best_miou, history, normalization). Settings that may
+    change (see train_config.py) take their new values: the optimizer gets
+    this run's --lr, --momentum and --weight-decay.
+    """
+    arrays, meta = checkpoint
+    saved_model = meta.get("model_config", {})
+    differing = sorted(key for key in model.config if key in saved_model
+                       and saved_model[key] != model.config[key])
+    if differing:
+        raise CheckpointError(f"cannot resume from {path!r}: its model has " + ", ".join(
+            f"{key}={saved_model[key]!r} where this run's has {model.config[key]!r}" for key in differing))
     model.load_state_dict(split_prefix(arrays, "model."))
     optimizer.load_state_dict(split_prefix(arrays, "optim."))
+    for name in optimizer.hyperparameter_names:              # the new --lr etc. win
+        if hasattr(config, name):
+            setattr(optimizer, name, float(getattr(config, name)))
     rng.bit_generator.state = meta["rng_state"]
-    history_path = os.path.join(os.path.dirname(path), "history.json")
-    history = []
-    if os.path.exists(history_path):
-        with open(history_path) as f:
-            history = [row for row in json.load(f) if row["epoch"] <= meta["epoch"]]
-    return meta["epoch"], meta["best_miou"], history
+    history = resumed_history(os.path.dirname(path), meta, log)
+    return meta["epoch"], meta["best_miou"], history, meta.get("normalization")
 
 
-def write_pictures(out: str, model, dataset, history: list, device: str, count: int = 6) -> None:
+def resumed_history(out: str, meta: dict, log) -> list:
+    """The per-epoch rows up to the checkpoint's epoch: from the checkpoint, else history.json.
+
+    A history.json cut short by a kill is only noted: the checkpoint's own copy wins.
+    """
+    path = os.path.join(out, "history.json")
+    from_file = None
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                from_file = [row for row in json.load(f) if row["epoch"] <= meta["epoch"]]
+        except (ValueError, TypeError, KeyError, OSError):
+            log(f"note: {path} is unreadable (cut short?); rebuilt it from last.npz")
+    if "history" in meta:
+        return list(meta["history"])
+    return from_file or []
+
+
+def write_pictures(out: str, model, dataset, history: list, device: str, count: int = 6,
+                   normalization: dict | None = None) -> None:
     """predictions.png (image | truth | prediction) and history.png (loss and mIoU per epoch)."""
     from tinyseg.visualize import plot_history, save_grid
     count = min(count, len(dataset))
     images = np.stack([dataset[i][0] for i in range(count)])
     truths = np.stack([dataset[i][1] for i in range(count)])
-    preds = predict_labels(model, images, device)
+    preds = predict_labels(model, images, device, normalization=normalization)
     try:
         save_grid(os.path.join(out, "predictions.png"), images, truths, preds, dataset.class_names)
     except ImportError as error:
