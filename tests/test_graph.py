@@ -87,6 +87,13 @@ def test_a_tensor_used_twice_and_a_constant_are_one_node_each():
     assert "(2, 2) float64" in parsed["nodes"]["v2"]
 
 
+def test_names_label_tensors_no_module_owns():
+    x = Tensor(np.ones((1, 3), dtype=np.float32), requires_grad=True)
+    w = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
+    parsed = parse(to_dot((x @ w).sum(), names={"x": x, "w": w}))
+    assert parsed["nodes"]["v0"].startswith("w\n(3, 2)") and parsed["nodes"]["v1"].startswith("x\n(1, 3)")
+
+
 def test_a_graph_without_operations_is_one_value():
     parsed = parse(to_dot(Tensor(np.zeros(3))))
     assert list(parsed["nodes"]) == ["v0"] and parsed["edges"] == []

@@ -107,13 +107,14 @@ def value_label(tensor: Tensor, name: str) -> str:
     return "\n".join(lines)
 
 
-def to_dot(tensor: Tensor, model=None, group_depth: int = 0) -> str:
+def to_dot(tensor: Tensor, model=None, group_depth: int = 0, names: dict | None = None) -> str:
     """Graphviz DOT text of the graph that produced `tensor`.
 
     model: the Module that made it, if any; its named_parameters() (and
     buffers) name the parameter boxes. group_depth > 0 (needs `model`) puts
     each operator, its result and the parameters a module owns into nested
     `subgraph cluster_...` boxes, one per module path cut to group_depth parts.
+    names: more boxes to name, {"x": x, "w": w}, for tensors no module owns.
 
     Node ids: "v{i}" for the i-th tensor in data-flow order, "op{i}" for the
     operation that made tensor i. The graph reads top to bottom.
@@ -125,6 +126,7 @@ def to_dot(tensor: Tensor, model=None, group_depth: int = 0) -> str:
     if group_depth and model is None:
         raise ValueError("to_dot: group_depth needs the model, to know each module's path")
     modules, parameter_names = module_paths(model)
+    parameter_names.update({id(t): name for name, t in (names or {}).items()})
     order = graph_order(tensor)
     index = {id(t): i for i, t in enumerate(order)}
 
@@ -183,7 +185,8 @@ def cluster_lines(nodes_by_group: dict) -> list:
 
 
 # ----------------------------------------------------------------- drawing a file
-def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, log=print) -> str:
+def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, names: dict | None = None,
+         log=print) -> str:
     """Write a picture of the graph to `path` (.svg, .png, .pdf or .dot); returns what was written.
 
     An image is rendered by the Graphviz `dot` program. Without it, the DOT
@@ -195,7 +198,7 @@ def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, log=print)
     fmt = extension.lstrip(".").lower()
     if fmt not in FORMATS + ("dot",):
         raise ValueError(f"draw: path {path!r} must end in .svg, .png, .pdf or .dot")
-    text = to_dot(tensor, model=model, group_depth=group_depth)
+    text = to_dot(tensor, model=model, group_depth=group_depth, names=names)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
