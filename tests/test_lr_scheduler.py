@@ -141,3 +141,41 @@ def test_loading_another_schedule_is_refused_and_loads_nothing():
 def test_bad_arguments_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make(sgd())
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("none", [1.0] * 6),
+    ("step", [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]),
+    ("cosine", [(1 + math.cos(math.pi * t / 6)) / 2 for t in range(6)]),
+    ("poly", [(1 - t / 6) ** 0.9 for t in range(6)]),
+])
+def test_make_schedule_without_warmup(schedule, expected):
+    scheduler = S.make_schedule(sgd(1.0), schedule, epochs=6)
+    if schedule == "none":
+        assert scheduler is None
+        return
+    np.testing.assert_allclose(lrs_of(scheduler, 6), expected, rtol=1e-13, atol=1e-16)
+
+
+def test_make_schedule_warms_up_then_starts_the_schedule_and_resumes_exactly():
+    scheduler = S.make_schedule(sgd(1.0), "cosine", epochs=6, warmup_epochs=2)
+    expected = [1 / 3, 2 / 3] + [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)]
+    np.testing.assert_allclose(lrs_of(scheduler, 6), expected, rtol=1e-13)
+    constant = S.make_schedule(sgd(1.0), "none", epochs=4, warmup_epochs=1)
+    np.testing.assert_allclose(lrs_of(constant, 4), [0.5, 1, 1, 1], rtol=1e-13)
+
+    first = S.make_schedule(sgd(1.0), "poly", epochs=6, warmup_epochs=2)
+    head, saved = lrs_of(first, 3), json.loads(json.dumps(first.state_dict()))
+    resumed = S.make_schedule(sgd(1.0), "poly", epochs=6, warmup_epochs=2)
+    resumed.load_state_dict(saved)
+    assert head + lrs_of(resumed, 3) == lrs_of(S.make_schedule(sgd(1.0), "poly", epochs=6, warmup_epochs=2), 6)
+
+
+@pytest.mark.parametrize("schedule, warmup, message", [
+    ("linear", 0, "--schedule must be one of none, step, cosine, poly, got 'linear'"),
+    ("cosine", 6, r"--warmup-epochs \(6\) must be smaller than --epochs \(6\)"),
+    ("cosine", -1, "--warmup-epochs must be an integer >= 0, got -1"),
+])
+def test_make_schedule_names_the_options(schedule, warmup, message):
+    with pytest.raises(ValueError, match=message):
+        S.make_schedule(sgd(), schedule, epochs=6, warmup_epochs=warmup)

@@ -25,7 +25,8 @@ base_lr (the optimizer's lr when the first schedule was made):
 
 SequentialLR(optimizer, [warmup, main], milestones=[5]) runs `warmup` for
 t < 5 and then `main` from ITS t = 0: a warm-up chained into a decay, as
-in PyTorch.
+in PyTorch. `make_schedule(optimizer, "cosine", epochs, warmup_epochs)`
+builds the schedules that `tinyseg train --schedule` names.
 
 PyTorch computes most of these recursively (each lr from the previous one);
 the closed forms give the same numbers up to rounding, and make a resumed
@@ -232,3 +233,43 @@ class SequentialLR(LRScheduler):
         for scheduler, scheduler_state in zip(self.schedulers, saved):
             scheduler.load_state_dict(scheduler_state)
         super().load_state_dict(state)
+
+
+# ----------------------------------------------------------------- the training command's choices
+SCHEDULES = ("none", "step", "cosine", "poly")
+POLY_POWER = 0.9                       # DeepLab's "poly" schedule
+
+
+def make_schedule(optimizer, schedule: str, epochs: int, warmup_epochs: int = 0):
+    """The schedule of `tinyseg train --schedule S --warmup-epochs W`, stepped once per epoch; or None.
+
+    With E = epochs, W = warmup_epochs and E - W epochs after the warm-up:
+
+        warm-up   LinearLR from 1/(W+1) to 1 over W epochs: (1, 2, ..., W) / (W+1), then 1
+        "none"    the base rate throughout (None when W = 0: nothing to schedule)
+        "step"    StepLR(step_size=max(1, (E-W) // 3), gamma=0.1): / 10 after each third
+        "cosine"  CosineAnnealingLR(T_max=E-W): from the base rate down towards 0
+        "poly"    PolynomialLR(total_iters=E-W, power=0.9)
+
+    chained by SequentialLR(..., milestones=[W]) when W > 0. Call it before
+    loading a checkpoint into the optimizer, so base_lr is the configured rate.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"--warmup-epochs must be an integer >= 0, got {warmup_epochs!r}")
+    if warmup_epochs and warmup_epochs >= epochs:
+        raise ValueError(f"--warmup-epochs ({warmup_epochs}) must be smaller than --epochs ({epochs})")
+    remaining = epochs - warmup_epochs
+    if schedule == "step":
+        main = StepLR(optimizer, step_size=max(1, remaining // 3), gamma=0.1)
+    elif schedule == "cosine":
+        main = CosineAnnealingLR(optimizer, T_max=remaining)
+    elif schedule == "poly":
+        main = PolynomialLR(optimizer, total_iters=remaining, power=POLY_POWER)
+    else:
+        main = StepLR(optimizer, step_size=1, gamma=1.0) if warmup_epochs else None   # constant
+    if not warmup_epochs:
+        return main
+    warmup = LinearLR(optimizer, start_factor=1 / (warmup_epochs + 1), total_iters=warmup_epochs)
+    return SequentialLR(optimizer, [warmup, main], milestones=[warmup_epochs])
