@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg.data import SegmentationDataset
-from tinyseg.data.class_weights import class_weights_from_counts, parse_class_weights
+from tinyseg.data.class_weights import (class_weights_for, class_weights_from_counts, format_class_weights,
+                                        parse_class_weights)
 
 
 def test_the_docstring_example():
@@ -67,3 +68,16 @@ def test_parse_class_weights():
 def test_parse_errors_name_the_option(text, message):
     with pytest.raises(ValueError, match=message):
         parse_class_weights(text, 3)
+
+
+def test_class_weights_for_each_option_and_the_log_lines():
+    masks = [np.array([[0, 0, 0], [0, 1, 255]]), np.array([[0, 0, 0], [1, 1, 0]])]     # 0: 8, 1: 3, 2: 0
+    dataset = SegmentationDataset([np.zeros((1, 2, 3))] * 2, masks, ["bg", "a", "b"])
+    assert class_weights_for(None, dataset) is None and class_weights_for("none", dataset) is None
+    assert class_weights_for("auto", dataset) == pytest.approx([(5.5 / 11) / (8 / 11), (5.5 / 11) / (3 / 11), 1.0])
+    assert class_weights_for("1,2,3", dataset) == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="--class-weights: expected 3"):
+        class_weights_for("1,2", dataset)
+    text = format_class_weights(dataset.class_names, [0.6875, 1.8333, 1.0], dataset.class_pixel_counts())
+    assert text.splitlines()[1:] == ["bg                 0.6875  8", "a                  1.8333  3",
+                                     "b                  1.0000  0  (no pixels: weight 1)"]

@@ -66,3 +66,18 @@ def test_cross_entropy_loss_matches_torch():
     theirs = torch.nn.CrossEntropyLoss(weight=torch.tensor(WEIGHT), ignore_index=255)(
         torch.tensor(LOGITS), torch.tensor(TARGET)).item()
     assert ours == pytest.approx(theirs, rel=1e-12)
+
+
+@pytest.mark.parametrize("name, kind", [("ce", nn.CrossEntropyLoss), ("dice", nn.DiceLoss),
+                                        ("ce+dice", nn.CrossEntropyDiceLoss)])
+def test_make_loss_builds_the_named_criterion(name, kind):
+    from tinyseg.nn.loss import make_loss
+    criterion = make_loss(name, weight=WEIGHT, ignore_index=255)
+    assert type(criterion) is kind and criterion.ignore_index == 255
+    np.testing.assert_array_equal(criterion.weight.numpy(), WEIGHT)
+
+
+def test_make_loss_names_the_option():
+    from tinyseg.nn.loss import make_loss
+    with pytest.raises(ValueError, match=r"--loss must be one of ce, dice, ce\+dice, got 'focal'"):
+        make_loss("focal")

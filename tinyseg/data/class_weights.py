@@ -19,6 +19,10 @@ more, commoner ones less; the median and K run over the classes that occur.
 A class with no pixels at all gets weight 1.0 (neutral): there is nothing
 to balance, so its cross-entropy term never appears, and its Dice term keeps
 the plain weight. The caller should say that the class is missing.
+
+`class_weights_for(option, dataset)` turns the `--class-weights` option
+("auto", "1,2,5" or none) into weights; `format_class_weights` prints them
+beside the class names.
 """
 
 from __future__ import annotations
@@ -72,3 +76,27 @@ def parse_class_weights(text: str, num_classes: int) -> list:
                              f"number, got {part!r} in {text!r}")
         weights.append(value)
     return weights
+
+
+def class_weights_for(option: str | None, dataset, rule: str = "median_frequency") -> list | None:
+    """What `--class-weights OPTION` means for `dataset`: None, weights from its masks, or typed ones.
+
+    None, "" or "none": no weights (None). "auto": class_weights_from_counts of
+    dataset.class_pixel_counts() by `rule`. Otherwise: parse_class_weights.
+    """
+    if option is None or option in ("", "none"):
+        return None
+    if option == "auto":
+        return class_weights_from_counts(dataset.class_pixel_counts(), rule)
+    return parse_class_weights(option, dataset.num_classes)
+
+
+def format_class_weights(class_names, weights, counts=None) -> str:
+    """One line per class: name, weight (and pixel count, if given), for the training log."""
+    lines = [f"{'class':<16} {'weight':>8}" + ("  pixels" if counts is not None else "")]
+    for index, (name, weight) in enumerate(zip(class_names, weights)):
+        line = f"{name:<16} {weight:8.4f}"
+        if counts is not None:
+            line += f"  {int(counts[index]):,}" + ("  (no pixels: weight 1)" if counts[index] == 0 else "")
+        lines.append(line)
+    return "\n".join(lines)

@@ -17,7 +17,8 @@ choice for imbalanced segmentation, keeps cross-entropy's steady per-pixel
 signal and adds Dice's equal say for every class.
 
 Class weights (C,) are kept as a buffer, so `criterion.to("cuda")` moves
-them with the model's tensors.
+them with the model's tensors. `make_loss("ce+dice", weight, ignore_index)`
+builds the criterion that `tinyseg train --loss` names.
 """
 
 from __future__ import annotations
@@ -88,3 +89,17 @@ class CrossEntropyDiceLoss(WeightedLoss):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, smooth={self.smooth}, dice_weight={self.dice_weight}"
+
+
+LOSSES = ("ce", "dice", "ce+dice")
+
+
+def make_loss(name: str, weight=None, ignore_index: int = -100) -> Module:
+    """The criterion of `--loss NAME`: "ce" cross-entropy, "dice" Dice, "ce+dice" their sum."""
+    if name == "ce":
+        return CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+    if name == "dice":
+        return DiceLoss(weight=weight, ignore_index=ignore_index)
+    if name == "ce+dice":
+        return CrossEntropyDiceLoss(weight=weight, ignore_index=ignore_index)
+    raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {name!r}")
