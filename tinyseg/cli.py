@@ -122,11 +122,15 @@ def eval_dataset(data, meta: dict):
 
 
 def command_predict(args) -> int:
+    """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png for each."""
     from tinyseg.predict import predict_files
     from tinyseg.train import load_model
-    model, _ = load_model(args.checkpoint, args.device)
-    for path in predict_files(model, args.inputs, args.out, args.device):
-        print(path)
+    if args.tile_size < 1:
+        raise ValueError(f"--tile-size must be >= 1, got {args.tile_size}")
+    model, meta = load_model(args.checkpoint, args.device)
+    for image, mask, overlay in predict_files(model, args.inputs, args.out, args.device,
+                                              meta.get("normalization"), args.tile_size):
+        print(f"{image} -> {mask}, {overlay}")
     return 0
 
 
@@ -143,9 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     predict = commands.add_parser("predict", help="write masks and overlays for images")
     predict.add_argument("--checkpoint", required=True)
-    predict.add_argument("inputs", nargs="+", help="image files (PNG/JPEG, any size)")
+    predict.add_argument("inputs", nargs="+", help="image files (PNG/JPEG/TIFF, any size)")
     predict.add_argument("--out", default="predictions")
     predict.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    from tinyseg.tiling import TILE_SIZE
+    predict.add_argument("--tile-size", type=int, default=TILE_SIZE,
+                         help="larger images run in tiles of this many pixels a side, plus margins "
+                         "(the same labels; less memory, a little more time)")
     from tinyseg import complexity, graph, tour
     tour.add_arguments(commands.add_parser(
         "tour", help="train naive, FCN and U-Net on one budget and compare them"))

@@ -2,11 +2,27 @@
 
     python -m tinyseg predict --checkpoint runs/unet/best.npz a.png b.jpg --out masks/
 
-Images of any size work: the U-Net pads to a multiple of 2**depth and crops
-back, the FCN and sliding window need no padding at all. Images are read the
-way the training folders are (values in [0, 1]); a grey image given to a
-colour model is repeated to three channels, and a colour image given to a
-grey model is refused.
+Three steps, in this order:
+
+1. Check every input before writing anything (`check_inputs`): a missing
+   file, a folder, a type other than PNG/JPEG/TIFF, a file that is not an
+   image or is cut short, a colour image for a grey model. Every problem
+   of every input goes into ONE DataError, and nothing is written. Each
+   file is read and dropped, so only one image is in memory at a time. A
+   grey image for a colour model is fine: it is repeated to three channels.
+2. Name the outputs (`output_stems`): STEM_mask.png and STEM_overlay.png,
+   where STEM is the input's name without its suffix, unless two inputs
+   share it (a.png and a.jpg, or x/a.png and y/a.png); those get the
+   shortest longer name that tells them apart: a.png_mask.png and
+   a.jpg_mask.png, or x_a_mask.png and y_a_mask.png. No input's output
+   overwrites another's.
+3. Read each image again, normalise it as training did (the checkpoint's
+   meta["normalization"]: per-channel mean and std), and label it with the
+   model's inference form, tile by tile for images larger than a tile, with
+   exactly the labels of a whole-image pass (tiling.py), in bounded memory.
+
+Images are read as the training folders are (values in [0, 1], EXIF
+orientation applied; tinyseg.data.read_image).
 """
 
 from __future__ import annotations
@@ -16,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyseg import backend
-from tinyseg.autograd import no_grad
-from tinyseg.data.folder import import_pillow, read_image
-from tinyseg.tensor import Tensor
+from tinyseg.data import DataError, normalize, read_image
+from tinyseg.data.folder import IMAGE_SUFFIXES
+from tinyseg.data.images import import_pillow
+from tinyseg.tiling import TILE_SIZE, needs_tiles, tile_margin, tiled_labels
 from tinyseg.visualize import overlay, save_mask_png
 
 
 def image_for_model(image: np.ndarray, in_channels: int, path: str) -> np.ndarray:
-    """(C, H, W) image with the channel count the model expects."""
+    """(C, H, W) image with the channel count the model expects: grey is repeated for colour."""
     if image.shape[0] == in_channels:
         return image
     if image.shape[0] == 1:
@@ -32,21 +48,113 @@ def image_for_model(image: np.ndarray, in_channels: int, path: str) -> np.ndarra
     raise ValueError(f"predict: {path} has {image.shape[0]} channels but the model expects {in_channels}")
 
 
-def predict_files(model, inputs, out: str, device: str = "cpu") -> list:
-    """Write OUT/STEM_mask.png (class indices) and OUT/STEM_overlay.png for each input."""
+def channel_problem(channels: int, in_channels: int) -> str | None:
+    """What is wrong with giving an image of `channels` channels to the model, or None."""
+    if channels == in_channels or channels == 1:
+        return None
+    kind = {1: "grey", 3: "colour"}.get(channels, f"{channels}-channel")
+    model = {1: "a grey", 3: "a colour"}.get(in_channels, f"a {in_channels}-channel")
+    return f"a {kind} image, but the model takes {model} image ({in_channels} channel(s))"
+
+
+def check_inputs(inputs, in_channels: int, out: str | None = None) -> tuple[list[Path], list[tuple]]:
+    """(the input files, each listed once; their (H, W)), or ONE DataError with every problem.
+
+    Reads each file fully (a truncated JPEG fails only when decoded) and
+    drops it before the next. A file listed twice is predicted once.
+    out: the output folder, which must be a folder if it exists.
+    """
+    problems, paths, sizes, seen = [], [], [], set()
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        problems.append((out, "--out exists and is not a folder"))
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            problems.append((path, "a folder, not an image file (give the files, e.g. folder/*.png)"))
+        elif not path.exists():
+            problems.append((path, "no such file"))
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            problems.append((path, f"unsupported type {path.suffix or '(no suffix)'!r}; "
+                                   f"predict reads {', '.join(IMAGE_SUFFIXES)}"))
+        elif path.resolve() not in seen:
+            try:
+                image = read_image(path)                                  # (C, H, W), then dropped
+            except DataError as error:
+                problems.extend(error.problems)
+                continue
+            what = channel_problem(image.shape[0], in_channels)
+            if what:
+                problems.append((path, what))
+            seen.add(path.resolve())
+            paths.append(path)
+            sizes.append(image.shape[1:])
+    if problems:
+        raise DataError("the inputs of predict (nothing was written)", problems)
+    return paths, sizes
+
+
+def folders(path: Path) -> tuple[str, ...]:
+    """The folders above a file, outermost first, without the root: /w/x/a.png -> (w, x)."""
+    return path.resolve().parent.parts[1:]
+
+
+def stem_at(path: Path, level: int) -> str:
+    """The output stem of `path` at a level of detail: a, a.png, x_a, x_a.png, w_x_a, ..."""
+    above = folders(path)
+    shown = list(above[max(0, len(above) - level // 2):]) if level >= 2 else []
+    return "_".join(shown + [path.name if level % 2 else path.stem])
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """A distinct output stem for each input: its own stem, unless another input has it too.
+
+    Inputs whose stems clash (case aside, for case-blind file systems) take
+    the next level of detail, stem_at(path, level + 1), until no two clash:
+    a.png + a.jpg -> a.png, a.jpg;  x/a.png + y/a.png -> x_a, y_a. Inputs
+    that still clash with every folder shown get their position appended.
+    """
+    levels = [0] * len(paths)
+    while True:
+        stems = [stem_at(path, level) for path, level in zip(paths, levels)]
+        keys = [stem.lower() for stem in stems]
+        clashing = [i for i, key in enumerate(keys) if keys.count(key) > 1]
+        if not clashing:
+            return stems
+        deepest = [2 * len(folders(path)) + 1 for path in paths]
+        if all(levels[i] >= deepest[i] for i in clashing):
+            return [f"{stem}_{i + 1}" if i in clashing else stem for i, stem in enumerate(stems)]
+        for i in clashing:
+            levels[i] = min(levels[i] + 1, deepest[i])
+
+
+def predict_files(model, inputs, out: str, device: str = "cpu", normalization: dict | None = None,
+                  tile_size: int = TILE_SIZE) -> list[tuple[str, str, str]]:
+    """Write OUT/STEM_mask.png (class indices) and OUT/STEM_overlay.png for each input.
+
+    Returns (input, mask file, overlay file) for each input, in order.
+    normalization: {"mean": [...], "std": [...]}, one value per model input
+    channel (a checkpoint's meta["normalization"]), or None for none.
+    Raises DataError listing every bad input before writing anything.
+    """
+    in_channels = model.in_channels
+    if normalization is not None and len(normalization["mean"]) != in_channels:
+        raise ValueError(f"predict: the checkpoint's normalization has {len(normalization['mean'])} "
+                         f"channel(s) but its model takes {in_channels}")
+    paths, sizes = check_inputs(inputs, in_channels, out)
+    margin = None
+    if any(needs_tiles(size, tile_size) for size in sizes):
+        margin = tile_margin(model.inference_model())                   # measured once, ~1 s
     Image = import_pillow()
     os.makedirs(out, exist_ok=True)
-    model.eval()
     written = []
-    for path in inputs:
-        if not os.path.isfile(path):
-            raise ValueError(f"predict: input {path!r} is not a file")
-        image = image_for_model(read_image(Image, Path(path)), model.config["in_channels"], path)
-        with no_grad():
-            labels = model.predict(Tensor(image[None], device=device))          # (1, H, W)
-        mask = backend.to_numpy(labels.data)[0].astype(np.uint8)
-        stem = os.path.join(out, Path(path).stem)
-        save_mask_png(stem + "_mask.png", mask)
-        Image.fromarray(overlay(image, mask)).save(stem + "_overlay.png")
-        written += [stem + "_mask.png", stem + "_overlay.png"]
+    for path, stem in zip(paths, output_stems(paths)):
+        image = image_for_model(read_image(path), in_channels, str(path))   # (C, H, W) in [0, 1]
+        x = image if normalization is None else normalize(image, normalization["mean"],
+                                                          normalization["std"])
+        labels = tiled_labels(model, x, margin, tile_size, device)          # (H, W)
+        mask_path = os.path.join(out, stem + "_mask.png")
+        overlay_path = os.path.join(out, stem + "_overlay.png")
+        save_mask_png(mask_path, labels.astype(np.uint8))
+        Image.fromarray(overlay(image, labels)).save(overlay_path)
+        written.append((str(path), mask_path, overlay_path))
     return written

@@ -1,0 +1,207 @@
+"""Labels for an image of any size in bounded memory: run the model on tiles, exactly.
+
+A 3000 x 2000 photograph through the default U-Net in one pass would need
+several GiB for the activations. Cutting the image into tiles bounds that,
+but a tile is not a small image: near its border the convolutions see the
+zeros of their padding where the whole image has real pixels. Two facts
+make tiling exact anyway.
+
+1. Each output pixel q depends only on the input pixels within `reach`
+   rows and columns of it (the reach is about half the receptive field:
+   45..54 rows for the default U-Net of depth 3, 4 for an FCN of depth 4).
+   A tile that contains q and every pixel within the reach of q, or stops
+   only where the image itself stops, computes q from the same pixels as
+   the whole-image pass. So each tile is a core (the pixels it writes) plus
+   a margin of at least the reach on each side that is not the image's
+   border; only the core's labels are kept:
+
+         margin   core   margin
+        |-------|=======|-------|       tile k
+                        |-------|=======|-------|     tile k + 1
+                                (cores meet, margins overlap)
+
+2. A U-Net pools on a grid: a 2x2 pooling window starts at an even row,
+   and after `depth` poolings the grid has a period of 2**depth pixels
+   (`downsampling_period`). A tile that starts at row 13 would pool rows
+   13-14 where the whole image pools 12-13. So every tile starts at a
+   multiple of the period, and every core and margin is a multiple of it.
+
+The whole-image pass pads the image at the bottom and right with zeros up
+to a multiple of 2**depth (models/unet.py). Tiling does the same padding
+first, cuts the padded image (every tile is then a multiple of the period,
+so the model pads nothing more), and crops the labels at the end. A tile
+at the image's edge ends where the padded image ends, and there the
+model's own zero padding is exactly the whole pass's.
+
+Why the tile then gives the whole pass's numbers: every value the network
+computes for q (a feature at level l, position p) depends on input pixels
+of its own block, and so lies within q's reach; the same weights applied
+to the same, aligned, inputs give the same values. Only the summation
+order inside a matrix product may differ between a tile and the whole
+image, so logits agree to float rounding (~1e-6) and labels agree except
+at near-ties. tests/test_predict.py checks this for all three models.
+
+The reach is measured on the model object (`field_reach`), the way
+complexity.receptive_field measures the field: on its positive twin (all
+weights 1), raise one input row by a huge amount and see which output rows
+move. Cost for the default U-Net: ~1 s, paid once per model, and only for
+images larger than a tile.
+
+Memory: one tile's activations, the image, its padded copy and the (H, W)
+label map; the logits of the whole image are never held. For the default
+U-Net a 512-pixel core with 56-pixel margins runs on 624 x 624 tiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyseg import backend
+from tinyseg.autograd import no_grad
+from tinyseg.complexity import downsampling_period
+from tinyseg.complexity.receptive_fields import positive_twin
+from tinyseg.tensor import Tensor
+
+TILE_SIZE = 512          # core side in pixels: a default-U-Net tile then peaks near 0.7 GiB
+BUMP = 1e100             # added to one input row: any output it reaches jumps above BUMP / 1e10
+LARGEST_REACH = 4096
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def field_reach(model) -> tuple[int, int]:
+    """(rows, cols): how far from an output pixel the input pixels it depends on can be.
+
+    On the positive twin, a batch of images of ones, image i with one row
+    r_i raised by BUMP, one image per position r_i of a period of the
+    pooling grid (1 row for an FCN, 8 for a U-Net of depth 3). The output
+    rows q that jump are those that depend on row r_i; the reach is the
+    largest |q - r_i|. The images are a period wide and `size` rows tall,
+    doubled until the rows that jump stay in the middle half, far from the
+    borders. Columns likewise, on images turned the other way.
+    """
+    twin = positive_twin(model)
+    device = backend.device_of(next(twin.parameters()).data)
+    period = downsampling_period(model)
+    reach = []
+    for axis in (0, 1):
+        size = round_up(64, period[axis])
+        while size <= LARGEST_REACH * 4:
+            found = reach_along(twin, axis, size, period, device)
+            if found is not None:
+                reach.append(found)
+                break
+            size *= 2
+        else:
+            raise ValueError(f"field_reach: {type(model).__name__} sees more than "
+                             f"{LARGEST_REACH} pixels away")
+    return reach[0], reach[1]
+
+
+def reach_along(twin, axis: int, size: int, period: tuple, device: str):
+    """The reach along `axis` measured on images `size` long, or None if too short to tell."""
+    count = period[axis]
+    shape = (size, period[1]) if axis == 0 else (period[0], size)
+    images = np.ones((count, twin.in_channels) + shape)                  # (count, C, h, w)
+    bumped = size // 2 + np.arange(count)                                # r_i: one period
+    for i, row in enumerate(bumped):
+        if axis == 0:
+            images[i, :, row, :] += BUMP
+        else:
+            images[i, :, :, row] += BUMP
+    with no_grad():
+        out = backend.to_numpy(twin(Tensor(images, device=device)).data)   # (count, K, h, w)
+    other = 3 if axis == 0 else 2
+    moved = out.max(axis=(1, other)) > BUMP / 1e10                       # (count, size)
+    lines = np.arange(size)
+    reach = 0
+    for i, row in enumerate(bumped):
+        hit = lines[moved[i]]
+        if hit.min() < size // 4 or hit.max() >= size - size // 4:
+            return None                                                  # near a border
+        reach = max(reach, int(np.abs(hit - row).max()))
+    return reach
+
+
+def tile_margin(model) -> tuple[int, int]:
+    """(rows, cols) of margin around each tile's core: the reach, rounded up to the period."""
+    period = downsampling_period(model)
+    reach = field_reach(model)
+    return round_up(reach[0], period[0]), round_up(reach[1], period[1])
+
+
+def tile_spans(size: int, core: int, margin: int, period: int) -> list[tuple[int, int, int, int]]:
+    """(tile start, tile stop, core start, core stop) along one axis of `size` pixels.
+
+    size is a multiple of period. The cores cut [0, size) into equal parts
+    of at most `core` pixels (rounded up to the period, the last one takes
+    what is left); each tile is its core widened by `margin` on both sides,
+    clipped to the image. An axis no longer than core + 2 * margin is one
+    tile: the whole axis.
+    """
+    if size <= core + 2 * margin:
+        return [(0, size, 0, size)]
+    count = -(-size // core)
+    step = round_up(-(-size // count), period)
+    spans = []
+    for start in range(0, size, step):
+        stop = min(start + step, size)
+        spans.append((max(0, start - margin), min(size, stop + margin), start, stop))
+    return spans
+
+
+def tiled(forward, image: np.ndarray, period: tuple, margin: tuple,
+          tile_size: int = TILE_SIZE) -> np.ndarray:
+    """forward over an image, tile by tile: (C, H, W) -> (K, H, W), exactly as on the whole.
+
+    forward: (1, C, h, w) float array -> (K, h, w) array (logits, or labels
+    with K = 1), for the tiles' sizes h and w, multiples of `period`.
+    margin: (rows, cols), at least the model's reach (`tile_margin`).
+    Only the output map (K, H, W) and one tile at a time are held.
+    """
+    channels, height, width = image.shape
+    padded_h, padded_w = round_up(height, period[0]), round_up(width, period[1])
+    if (padded_h, padded_w) != (height, width):
+        padded = np.zeros((channels, padded_h, padded_w), dtype=image.dtype)   # as the U-Net pads
+        padded[:, :height, :width] = image
+    else:
+        padded = image
+    rows = tile_spans(padded_h, round_up(tile_size, period[0]), margin[0], period[0])
+    cols = tile_spans(padded_w, round_up(tile_size, period[1]), margin[1], period[1])
+    out = None
+    for top, bottom, core_top, core_bottom in rows:
+        for left, right, core_left, core_right in cols:
+            tile = np.ascontiguousarray(padded[None, :, top:bottom, left:right])   # (1, C, h, w)
+            result = forward(tile)                                                 # (K, h, w)
+            if out is None:
+                out = np.empty((result.shape[0], padded_h, padded_w), dtype=result.dtype)
+            out[:, core_top:core_bottom, core_left:core_right] = \
+                result[:, core_top - top:core_bottom - top, core_left - left:core_right - left]
+    return out[:, :height, :width]                                        # crop the padding
+
+
+def needs_tiles(image_shape: tuple, tile_size: int = TILE_SIZE) -> bool:
+    """Whether an image of (..., H, W) is larger than one tile's core along some axis."""
+    return max(image_shape[-2:]) > tile_size
+
+
+def tiled_labels(model, image: np.ndarray, margin: tuple | None = None,
+                 tile_size: int = TILE_SIZE, device: str = "cpu") -> np.ndarray:
+    """(H, W) int64 labels of a (C, H, W) image: the model's inference form, tile by tile.
+
+    margin: (rows, cols) from tile_margin(model), measured here if None and
+    the image needs more than one tile; pass it to measure once for many images.
+    """
+    net = model.inference_model().eval()
+    period = downsampling_period(net)
+    if margin is None:
+        margin = tile_margin(net) if needs_tiles(image.shape, tile_size) else (0, 0)
+
+    def labels_of(tile: np.ndarray) -> np.ndarray:
+        with no_grad():
+            logits = net(Tensor(tile, device=device))                      # (1, K, h, w)
+        return backend.to_numpy(logits.argmax(axis=1).data)                # (1, h, w)
+
+    return tiled(labels_of, image, period, margin, tile_size)[0]
