@@ -7,15 +7,19 @@ shows what backward will visit:
     x = Tensor(np.ones((1, 3)), requires_grad=True)
     w = Tensor(np.ones((3, 2)), requires_grad=True)
     loss = (x @ w).relu().sum()
-    print(to_dot(loss))
+    print(to_dot(loss, names={"x": x, "w": w}))
 
     digraph tinyseg {
-      v0 [label="(1, 3) float32\\nrequires grad", ...]       a value: a tensor
-      v1 [label="(3, 2) float32\\nrequires grad", ...]
-      op2 [label="matmul", shape=ellipse]                    an operator
+      ...
+      v0 [label="w\\n(3, 2) float64\\nrequires grad", shape=box, ...]     a value: a tensor
+      v1 [label="x\\n(1, 3) float64\\nrequires grad", shape=box, ...]
+      op2 [label="matmul", shape=ellipse, ...]                           an operator
+      v2 [label="(1, 2) float64\\nrequires grad", shape=box, ...]         its result
+      ...
+      v1 -> op2                                              edges, in data-flow order
       v0 -> op2
-      v1 -> op2
-      op2 -> v2                                              ... and so on, in data-flow order
+      op2 -> v2
+      ...
     }
 
 Two kinds of node: an ellipse per operation (its name) and a box per tensor
@@ -23,7 +27,7 @@ Two kinds of node: an ellipse per operation (its name) and a box per tensor
 knows it: "encoder.0.0.weight"). An edge runs from each input tensor to the
 operator and from the operator to its result.
 
-A U-Net forward pass has hundreds of nodes. `group_depth` gathers them into
+A U-Net forward pass has well over a hundred nodes. `group_depth` gathers them into
 boxes, one per module path cut to that many parts: with 2, everything the
 first encoder block made sits in a box "encoder.0", and inside it the
 parameters it owns. Module.__call__ records which module was running when
@@ -125,17 +129,17 @@ def to_dot(tensor: Tensor, model=None, group_depth: int = 0, names: dict | None 
         raise ValueError(f"to_dot: group_depth must be >= 0, got {group_depth}")
     if group_depth and model is None:
         raise ValueError("to_dot: group_depth needs the model, to know each module's path")
-    modules, parameter_names = module_paths(model)
-    parameter_names.update({id(t): name for name, t in (names or {}).items()})
+    modules, names_by_id = module_paths(model)
+    names_by_id.update({id(t): name for name, t in (names or {}).items()})
     order = graph_order(tensor)
     index = {id(t): i for i, t in enumerate(order)}
 
     nodes_by_group = {}           # group path -> DOT node lines ("" is the top level)
     edges = []
     for i, t in enumerate(order):
-        name = parameter_names.get(id(t), "")
+        name = names_by_id.get(id(t), "")
         if t.parents:             # made by an operation: an operator node, then its result
-            group = group_of(modules.get(id(getattr(t, "module", None)), ""), group_depth)
+            group = group_of(modules.get(id(t.module), ""), group_depth)   # the module that made it
             nodes_by_group.setdefault(group, []).append(
                 f"op{i} [label={quote(t.op)}, {OPERATOR_STYLE}]")
             edges += [f"v{index[id(parent)]} -> op{i}" for parent in t.parents]
