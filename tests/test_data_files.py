@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.data import (IGNORE_INDEX, DataError, DataLoader, SegmentationDataset, load_folder,
-                          normalize, read_image, read_mask)
+from tinyseg.data import (IGNORE_INDEX, DataError, DataLoader, SegmentationDataset, check_images,
+                          load_folder, normalize, read_image, read_mask)
 from tinyseg.data.images import resize_image, resize_mask
 from tinyseg.data.problems import SHOWN_PROBLEMS
 
@@ -394,3 +394,15 @@ def test_an_image_smaller_than_the_crop_is_padded():
     assert (masks[0, :2] == 1).all() and (masks[0, 2:] == IGNORE_INDEX).all()
     with pytest.raises(ValueError, match="crop must be two positive integers"):
         DataLoader(data, crop=(0, 3))
+
+
+def test_check_images_lists_every_bad_input_file(tmp_path):
+    good = save(tmp_path / "good.png", np.zeros((4, 4), np.uint8))
+    colour = save(tmp_path / "colour.jpg", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    assert check_images([good, colour]) == [1, 3]
+    with pytest.raises(DataError) as caught:
+        check_images([good, tmp_path / "broken.png", tmp_path / "missing.tif"])
+    message = str(caught.value)
+    assert message.startswith("2 problems in the input images:")
+    assert "broken.png: not an image" in message and "missing.tif: no such file" in message

@@ -72,15 +72,29 @@ def scan_pair(image_path: Path, mask_path: Path, scale: float, problems: list) -
     if scale != 1:
         size = scaled_size(*mask.shape, scale)
         image, mask = resize_image(image, size), resize_mask(mask, size)
-    labels, counts = np.unique(mask, return_counts=True)
-    impossible = labels[(labels < 0) | (labels > IGNORE_INDEX)]
+    impossible = mask[(mask < 0) | (mask > IGNORE_INDEX)]
     if impossible.size:
-        problems.append((mask_path, f"holds the label {int(impossible[0])}: labels are class indices "
-                                    f"0..254 or {IGNORE_INDEX} (ignore); an instance mask (one number "
-                                    "per object) is not a class mask"))
+        problems.append((mask_path, f"holds the label {int(impossible.min())}: labels are class "
+                                    f"indices 0..254 or {IGNORE_INDEX} (ignore); an instance mask (one "
+                                    "number per object) is not a class mask"))
         return None
+    counts = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)      # pixels of each value 0..255
+    labels = np.flatnonzero(counts)
     return ScannedPair(image_path, mask_path, image.shape[0], mask.shape, image_moments(image),
-                       labels.astype(np.int64), counts.astype(np.int64))
+                       labels.astype(np.int64), counts[labels].astype(np.int64))
+
+
+def check_images(paths, where: str = "the input images") -> list[int]:
+    """Read every image file of `paths` once; their channel counts, or ONE DataError listing every
+    file that is missing, unreadable, cut short or holds NaN (for predict's inputs)."""
+    problems: list = []
+    channels = []
+    for path in paths:
+        image = read_or_note(read_image, Path(path), problems)
+        channels.append(0 if image is None else image.shape[0])
+    if problems:
+        raise DataError(where, problems)
+    return channels
 
 
 def read_or_note(reader, path: Path, problems: list):
