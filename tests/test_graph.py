@@ -70,9 +70,8 @@ def test_a_tiny_graph_by_hand():
     loss = (x @ w).relu().sum()
     parsed = check_against_graph(loss, to_dot(loss))
     assert [label for n, label in parsed["nodes"].items() if n.startswith("op")] == ["matmul", "relu", "sum"]
-    # numbered in the engine's own order (autograd.topological_order): here w before x
-    assert parsed["nodes"]["v0"] == "(3, 2) float32\nrequires grad"
-    assert parsed["nodes"]["v1"] == "(1, 3) float32\nrequires grad"
+    assert parsed["nodes"]["v0"] == "(1, 3) float32\nrequires grad"        # x, then w, then matmul
+    assert parsed["nodes"]["v1"] == "(3, 2) float32\nrequires grad"
     assert ("v0", "op2") in parsed["edges"] and ("v1", "op2") in parsed["edges"]
     assert ("op2", "v2") in parsed["edges"] and ("v2", "op3") in parsed["edges"]
 
@@ -91,7 +90,7 @@ def test_names_label_tensors_no_module_owns():
     x = Tensor(np.ones((1, 3), dtype=np.float32), requires_grad=True)
     w = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
     parsed = parse(to_dot((x @ w).sum(), names={"x": x, "w": w}))
-    assert parsed["nodes"]["v0"].startswith("w\n(3, 2)") and parsed["nodes"]["v1"].startswith("x\n(1, 3)")
+    assert parsed["nodes"]["v0"].startswith("x\n(1, 3)") and parsed["nodes"]["v1"].startswith("w\n(3, 2)")
 
 
 def test_a_graph_without_operations_is_one_value():

@@ -11,13 +11,13 @@ shows what backward will visit:
 
     digraph tinyseg {
       ...
-      v0 [label="w\\n(3, 2) float64\\nrequires grad", shape=box, ...]     a value: a tensor
-      v1 [label="x\\n(1, 3) float64\\nrequires grad", shape=box, ...]
+      v0 [label="x\\n(1, 3) float64\\nrequires grad", shape=box, ...]     a value: a tensor
+      v1 [label="w\\n(3, 2) float64\\nrequires grad", shape=box, ...]
       op2 [label="matmul", shape=ellipse, ...]                           an operator
       v2 [label="(1, 2) float64\\nrequires grad", shape=box, ...]         its result
       ...
-      v1 -> op2                                              edges, in data-flow order
-      v0 -> op2
+      v0 -> op2                                              edges, in data-flow order
+      v1 -> op2
       op2 -> v2
       ...
     }
@@ -66,18 +66,21 @@ OPERATOR_STYLE = 'shape=ellipse, style=filled, fillcolor="#fde9c9"'
 def graph_order(root: Tensor) -> list:
     """Every tensor of the graph ending at `root`, each after the tensors it was made from.
 
-    The order backward walks (in reverse): autograd.topological_order. That
-    order leaves out the parents that do not require grad (an input image, a
-    constant), since no gradient goes to them; a picture shows them, each
-    just before the first operation that reads it.
+    The operations come in the order backward walks (reversed):
+    autograd.topological_order. Each leaf (a parameter, an input, a constant)
+    is placed just before the first operation that reads it, so a layer's
+    weights sit next to the layer. This also brings in the leaves that do not
+    require grad (an input image), which that order leaves out since no
+    gradient goes to them.
     """
-    order, seen = [], set()
+    order, placed = [], set()
     for tensor in autograd.topological_order(root):
+        if not tensor.parents and tensor is not root:
+            continue                                   # a leaf: placed by its first reader
         for parent in tensor.parents:
-            if not parent.requires_grad and id(parent) not in seen:     # a leaf backward skips
-                seen.add(id(parent))
+            if not parent.parents and id(parent) not in placed:
+                placed.add(id(parent))
                 order.append(parent)
-        seen.add(id(tensor))
         order.append(tensor)
     return order
 
