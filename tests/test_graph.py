@@ -204,6 +204,8 @@ def test_graph_command_errors_are_one_line(tmp_path, capsys):
     from tinyseg.cli import main
     assert main(["graph", "--model", "fcn", "--out", str(tmp_path / "x.gif")]) == 1
     assert capsys.readouterr().err.startswith("tinyseg graph: error: draw: path")
+    assert main(["graph", "--size", "0", "8", "--out", str(tmp_path / "x.dot")]) == 1
+    assert capsys.readouterr().err == "tinyseg graph: error: --size must be positive, got 0 8\n"
 
 
 def test_fcn_graph_has_one_conv_per_layer():
