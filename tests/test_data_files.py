@@ -406,3 +406,19 @@ def test_check_images_lists_every_bad_input_file(tmp_path):
     message = str(caught.value)
     assert message.startswith("2 problems in the input images:")
     assert "broken.png: not an image" in message and "missing.tif: no such file" in message
+
+
+def test_a_stack_of_pictures_in_one_tiff_is_a_problem(tmp_path):
+    frames = [Image.fromarray(np.full((4, 4), value, np.uint8)) for value in (10, 20, 30)]
+    frames[0].save(tmp_path / "stack.tif", save_all=True, append_images=frames[1:])
+    with pytest.raises(DataError, match=r"stack\.tif: a stack of 3 pictures"):
+        read_image(tmp_path / "stack.tif")
+
+
+def test_an_empty_list_of_classes_is_refused(tmp_path):
+    write_good_pairs(tmp_path)
+    with pytest.raises(ValueError, match="classes is an empty list"):
+        load_folder(tmp_path, classes=[])
+    (tmp_path / "classes.txt").write_text("\n\n")
+    with pytest.raises(DataError, match=r"classes\.txt: names no class"):
+        load_folder(tmp_path)

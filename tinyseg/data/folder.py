@@ -207,10 +207,15 @@ def find_class_names(classes, root: Path, present: set[int], problems: list):
             raise ValueError(f"load_folder: classes must be at least 1, got {classes}")
         return default_names(classes), f"classes={classes}"
     if classes is not None:
+        if len(classes) == 0:
+            raise ValueError("load_folder: classes is an empty list; name at least one class")
         return [str(name) for name in classes], f"classes lists {len(classes)} names"
     listing = root / "classes.txt"
     if listing.is_file():
         names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        if not names:
+            problems.append((listing, "names no class; write one class name a line, class 0 first"))
+            return None, ""
         return names, f"{listing} lists {len(names)} classes"
     if not present:
         if not problems:

@@ -70,6 +70,11 @@ def open_decoded(path):
         picture.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise file_error(path, f"not an image Pillow can read, or cut short ({error})") from None
+    frames = getattr(picture, "n_frames", 1)
+    if picture.format == "TIFF" and frames > 1:         # (a phone's JPEG may hold 2: photo + depth)
+        picture.close()
+        raise file_error(path, f"a stack of {frames} pictures (a multi-page TIFF); tinyseg reads one "
+                               "picture a file: save each page as a file of its own")
     return picture
 
 
