@@ -83,6 +83,7 @@ class Tensor:
         self.backward_fn = None    # grad of self -> tuple of grads of parents
         self.keeps_grad = False    # keep .grad of a non-leaf (retain_grad)
         self.op = ""               # name of the operation, for repr and errors
+        self.module = None         # the Module whose forward made it (graph.py groups by it)
 
     @staticmethod
     def from_op(data, parents, backward_fn, op: str) -> "Tensor":
