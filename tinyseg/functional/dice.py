@@ -45,8 +45,8 @@ and through the softmax (d p_ik / d x_ij = p_ik (delta_kj - p_ij)):
 
 Compared with the usual definitions. segmentation_models_pytorch's multiclass
 DiceLoss computes the same per-class soft Dice over the batch and the pixels,
-but with smooth = 0, a small eps clamp on the denominator, and by default it
-multiplies the loss of classes absent from the target by 0 (here: with s > 0
+but with smooth = 0, a small eps clamp on the denominator, and it
+zeroes the loss of classes absent from the target (here: with s > 0
 they are ~0 anyway, and a predicted-but-absent class IS penalised). MONAI's
 DiceLoss computes Dice per image and per class (batch=False) with tiny
 smoothing terms (1e-5) and averages those; here the batch is one pool of
