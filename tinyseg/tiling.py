@@ -1,14 +1,15 @@
 """Labels for an image of any size in bounded memory: run the model on tiles, exactly.
 
-A 3000 x 2000 photograph through the default U-Net in one pass would need
-several GiB for the activations. Cutting the image into tiles bounds that,
+A 3000 x 2000 photograph through the default U-Net in one pass needs 9 GiB
+for the activations. Cutting the image into tiles bounds that,
 but a tile is not a small image: near its border the convolutions see the
 zeros of their padding where the whole image has real pixels. Two facts
 make tiling exact anyway.
 
 1. Each output pixel q depends only on the input pixels within `reach`
    rows and columns of it (the reach is about half the receptive field:
-   45..54 rows for the default U-Net of depth 3, 4 for an FCN of depth 4).
+   51 rows for the default U-Net of depth 3, whose field is 100 rows; 4 for
+   an FCN of depth 4, whose field is 9).
    A tile that contains q and every pixel within the reach of q, or stops
    only where the image itself stops, computes q from the same pixels as
    the whole-image pass. So each tile is a core (the pixels it writes) plus
@@ -33,23 +34,27 @@ so the model pads nothing more), and crops the labels at the end. A tile
 at the image's edge ends where the padded image ends, and there the
 model's own zero padding is exactly the whole pass's.
 
-Why the tile then gives the whole pass's numbers: every value the network
-computes for q (a feature at level l, position p) depends on input pixels
-of its own block, and so lies within q's reach; the same weights applied
-to the same, aligned, inputs give the same values. Only the summation
-order inside a matrix product may differ between a tile and the whole
-image, so logits agree to float rounding (~1e-6) and labels agree except
-at near-ties. tests/test_predict.py checks this for all three models.
+Why the tile then gives the whole pass's numbers: a value the network
+computes on the way to q (a feature at level l, position p) depends on the
+input pixels of its own block, so were it outside the tile, q would depend
+on pixels beyond its reach. Every value q needs is thus computed inside the
+tile, from the same aligned inputs with the same weights, as in the whole
+pass; the zeros a tile pads with reach only values that q does not need.
+Only the summation order inside a matrix product may differ between a
+tile and the whole image, so logits agree to float rounding (~1e-6) and
+labels agree except at near-ties. tests/test_predict.py checks this for
+all three models.
 
 The reach is measured on the model object (`field_reach`), the way
 complexity.receptive_field measures the field: on its positive twin (all
 weights 1), raise one input row by a huge amount and see which output rows
-move. Cost for the default U-Net: ~1 s, paid once per model, and only for
-images larger than a tile.
+move. Cost for the default U-Net: two forward passes on 8 small images,
+~1 s, paid once per model and only for images larger than a tile.
 
 Memory: one tile's activations, the image, its padded copy and the (H, W)
 label map; the logits of the whole image are never held. For the default
-U-Net a 512-pixel core with 56-pixel margins runs on 624 x 624 tiles.
+U-Net a 512-pixel core with 56-pixel margins makes tiles of at most
+624 x 624: a 3000 x 2000 photo peaks at 0.75 GiB (9 GiB in one pass).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from tinyseg.complexity import downsampling_period
 from tinyseg.complexity.receptive_fields import positive_twin
 from tinyseg.tensor import Tensor
 
-TILE_SIZE = 512          # core side in pixels: a default-U-Net tile then peaks near 0.7 GiB
+TILE_SIZE = 512          # core side in pixels (measured: see the end of the docstring)
 BUMP = 1e100             # added to one input row: any output it reaches jumps above BUMP / 1e10
 LARGEST_REACH = 4096
 
@@ -87,7 +92,7 @@ def field_reach(model) -> tuple[int, int]:
     period = downsampling_period(model)
     reach = []
     for axis in (0, 1):
-        size = round_up(64, period[axis])
+        size = round_up(256, period[axis])                         # 4x the default U-Net's reach
         while size <= LARGEST_REACH * 4:
             found = reach_along(twin, axis, size, period, device)
             if found is not None:
