@@ -57,6 +57,18 @@ def channel_problem(channels: int, in_channels: int) -> str | None:
     return f"a {kind} image, but the model takes {model} image ({in_channels} channel(s))"
 
 
+def file_problem(path: Path) -> str | None:
+    """What keeps `path` from being an image file predict reads, before opening it, or None."""
+    if path.is_dir():
+        return "a folder, not an image file (give the files, e.g. folder/*.png)"
+    if not path.exists():
+        return "no such file"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return (f"unsupported type {path.suffix or '(no suffix)'!r}; "
+                f"predict reads {', '.join(IMAGE_SUFFIXES)}")
+    return None
+
+
 def check_inputs(inputs, in_channels: int, out: str | None = None) -> tuple[list[Path], list[tuple]]:
     """(the input files, each listed once; their (H, W)), or ONE DataError with every problem.
 
@@ -67,27 +79,24 @@ def check_inputs(inputs, in_channels: int, out: str | None = None) -> tuple[list
     problems, paths, sizes, seen = [], [], [], set()
     if out is not None and os.path.exists(out) and not os.path.isdir(out):
         problems.append((out, "--out exists and is not a folder"))
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            problems.append((path, "a folder, not an image file (give the files, e.g. folder/*.png)"))
-        elif not path.exists():
-            problems.append((path, "no such file"))
-        elif path.suffix.lower() not in IMAGE_SUFFIXES:
-            problems.append((path, f"unsupported type {path.suffix or '(no suffix)'!r}; "
-                                   f"predict reads {', '.join(IMAGE_SUFFIXES)}"))
-        elif path.resolve() not in seen:
-            try:
-                image = read_image(path)                                  # (C, H, W), then dropped
-            except DataError as error:
-                problems.extend(error.problems)
-                continue
-            what = channel_problem(image.shape[0], in_channels)
-            if what:
-                problems.append((path, what))
-            seen.add(path.resolve())
-            paths.append(path)
-            sizes.append(image.shape[1:])
+    for path in map(Path, inputs):
+        what = file_problem(path)
+        if what:
+            problems.append((path, what))
+            continue
+        if path.resolve() in seen:
+            continue                                                      # listed twice: once is enough
+        try:
+            image = read_image(path)                                      # (C, H, W), then dropped
+        except DataError as error:
+            problems.extend(error.problems)
+            continue
+        what = channel_problem(image.shape[0], in_channels)
+        if what:
+            problems.append((path, what))
+        seen.add(path.resolve())
+        paths.append(path)
+        sizes.append(image.shape[1:])
     if problems:
         raise DataError("the inputs of predict (nothing was written)", problems)
     return paths, sizes
