@@ -316,7 +316,7 @@ def test_the_sliding_window_trains_on_its_own_sampled_windows():
     patches, labels = sample_windows(x.data, masks, 2 * 7, np.random.default_rng(4), window=5)
     expected = F.cross_entropy(model.forward_patches(Tensor(patches)), labels)
     assert loss.item() == pytest.approx(expected.item())
-    assert model.config["windows_per_image"] == 7
+    assert model.windows_per_image == 7 and "windows_per_image" not in model.config   # not architecture
 
 
 def test_the_sliding_window_predicts_through_its_fcn_form(monkeypatch):

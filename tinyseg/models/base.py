@@ -23,7 +23,10 @@ predict() is written once, here, on top of inference_model(): labels come
 out of the fast form whenever a model has one.
 
 `config` records the constructor's own arguments (with the model's `name`),
-JSON-ready, so that models.build_model(model.config) builds the same model.
+JSON-ready, so that models.build_model(model.config) builds the same model:
+the arguments that decide the architecture and the initial weights. A knob
+that only changes how the model is run (the sliding window's chunk_size and
+windows_per_image) is left out.
 """
 
 from __future__ import annotations

@@ -64,6 +64,9 @@ class SlidingWindow(SegmentationModel):
     seed: the initial weights are a function of it. chunk_size: windows per
     batch in forward() (bounds the memory, not the work). windows_per_image:
     how many random windows each image of a batch gives in training_loss().
+    Like chunk_size it changes how the model is run, not its weights, so it is
+    left out of `config` (which builds the same architecture, and its PyTorch
+    twin in benchmarks/); train.py passes it from --windows-per-image.
     """
 
     name = "naive"
@@ -92,8 +95,7 @@ class SlidingWindow(SegmentationModel):
         self.flatten = Flatten()
         self.classifier = Linear(channels * self.feature_size ** 2, num_classes, dtype=dtype, rng=rng)
         self.record_config(in_channels=in_channels, num_classes=num_classes, window=window,
-                           width=width, depth=depth, seed=seed, dtype=dtype.name,
-                           windows_per_image=windows_per_image)
+                           width=width, depth=depth, seed=seed, dtype=dtype.name)
 
     def forward_patches(self, patches: Tensor) -> Tensor:
         """patches (B, C, k, k) -> (B, num_classes): logits for each window's centre pixel."""
