@@ -34,3 +34,22 @@ def test_timing_a_model_does_not_change_its_batch_norm_statistics():
     inference_ms(model, 16, 3, "cpu", repeat=1)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_the_tour_picture_predicts_on_inputs_normalised_as_in_training(tmp_path, monkeypatch):
+    import numpy as np
+    import tinyseg.visualize
+    from tinyseg.train import TrainConfig, fit, load_model, predict_labels
+    from tinyseg.tour import MODELS, write_comparison
+    config = TrainConfig(epochs=1, batch_size=2, size=16, train_count=4, val_count=2, base_channels=2,
+                         depth=1, out=str(tmp_path / "unet"))
+    fit(config, show_progress=False, log=lambda *a: None)
+    model, meta = load_model(str(tmp_path / "unet" / "best.npz"))
+    pictures = []
+    monkeypatch.setattr(tinyseg.visualize, "save_grid", lambda path, images, truths, preds, names:
+                        pictures.append((images, preds)))
+    models = {name: model for name, _ in MODELS}
+    write_comparison(str(tmp_path), models, {name: meta["normalization"] for name in models}, config, "cpu")
+    images, preds = pictures[0]
+    expected = predict_labels(model, images, "cpu", normalization=meta["normalization"])
+    assert all(np.array_equal(labels, expected) for labels in preds.values())

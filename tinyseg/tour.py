@@ -102,7 +102,7 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
     for name, sizes_given in (("--sizes", sizes), ("--window-sizes", window_sizes)):
         if any(s < 1 for s in sizes_given):
             raise ValueError(f"{name} must be positive image sizes, got {list(sizes_given)}")
-    rows, models = [], {}
+    rows, models, normalizations = [], {}, {}
     for name, title in MODELS:
         config = TrainConfig(model=name, epochs=10_000, time_budget=budget / len(MODELS),
                              out=os.path.join(out, name), seed=seed, device=device,
@@ -111,8 +111,9 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
         started = time.perf_counter()
         metrics = fit(config, show_progress=show_progress, log=log, overwrite=True)
         seconds = time.perf_counter() - started
-        model, _ = load_model(os.path.join(config.out, "best.npz"), device)
+        model, meta = load_model(os.path.join(config.out, "best.npz"), device)
         models[name] = model
+        normalizations[name] = meta.get("normalization")     # what its training inputs had
         fastest = model.inference_model()         # what predict() runs (naive: its to_fcn())
         ms = {s: inference_ms(fastest, s, model.in_channels, device) for s in sizes}
         rows.append(dict(model=title, parameters=int(sum(p.size for p in model.parameters())),
@@ -124,19 +125,21 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
     log(format_rows(rows, sizes))
     log("\nThe sliding window against its to_fcn() twin (the same weights, one convolutional pass):")
     speedups = window_speedups(models["naive"], window_sizes, device, log)
-    picture = write_comparison(out, models, config, device)
+    picture = write_comparison(out, models, normalizations, config, device)
     log(f"\nwrote {picture}")
     return dict(rows=rows, window_speedups=speedups, picture=picture)
 
 
-def write_comparison(out: str, models: dict, config: TrainConfig, device: str, count: int = 6) -> str:
+def write_comparison(out: str, models: dict, normalizations: dict, config: TrainConfig, device: str,
+                     count: int = 6) -> str:
     """tour.png: validation images, the truth, and each model's prediction, side by side."""
     from tinyseg.visualize import save_grid
     _, val_set = build_datasets(config)
     count = min(count, len(val_set))
     images = np.stack([val_set[i][0] for i in range(count)])
     truths = np.stack([val_set[i][1] for i in range(count)])
-    preds = {title: predict_labels(models[name], images, device) for name, title in MODELS}
+    preds = {title: predict_labels(models[name], images, device, normalization=normalizations[name])
+             for name, title in MODELS}
     path = os.path.join(out, "tour.png")
     save_grid(path, images, truths, preds, val_set.class_names)
     return path
