@@ -270,3 +270,13 @@ def test_a_folder_run_with_val_count_scale_and_crop(tmp_path, capsys):
     images, masks = next(iter(train_module.make_loader(train_set, config)))
     assert images.shape == (2, 3, 4, 4) and masks.shape == (2, 4, 4)
     assert val_set[0][0].shape == (3, 6, 6)                   # 12 x 12 read at half the size
+
+
+def test_overwrite_keeps_the_earlier_run_when_the_new_data_is_unusable(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out) == 0
+    best = (out / "best.npz").read_bytes()
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(out), "--overwrite",
+                 "--no-progress"]) == 1
+    assert (out / "best.npz").read_bytes() == best

@@ -3,6 +3,7 @@
 One training step, from the batch to the matrix multiply:
 
     images, masks = next(batches)                 # NumPy (B, C, H, W), (B, H, W)
+    images = normalize(images, mean, std)         # per channel, the training images' statistics
     x = Tensor(images, device=device)             # onto the device, once
     loss = model.training_loss(x, masks, pixel_loss, rng)     # models/base.py:
         # logits = model(x)                       # (B, classes, H, W)   models/unet.py
@@ -16,9 +17,16 @@ batch of images gives `windows_per_image` random (window, centre label)
 pairs, classified on their own. Scoring and pictures run
 `model.inference_model()`, the naive model's to_fcn() rewrite.
 
+A batch whose masks label no pixel is skipped (it has no loss to learn
+from). The loss is read back every `check_every` steps; an inf or NaN loss,
+or weights that became inf or NaN, stop the run with a TrainingError that
+names the step, before anything of that epoch is saved.
+
 After every epoch the model is scored on the validation set (one confusion
 matrix over every pixel, see metrics.py) and a checkpoint is written; the
-best one (by mean IoU) is kept apart. Every random choice comes from the
+best one (by mean IoU) is kept apart. Checkpoints carry the run's history
+and the input normalisation, and every file is replaced in one atomic step
+(checkpoint.py), so a run killed at any instant resumes from its last epoch. Every random choice comes from the
 seed: the batch order and flips from (seed, epoch) in the DataLoader, the
 windows of the naive model from a generator whose state is saved, so that a
 run resumed from its last checkpoint ends with exactly the weights of a run
@@ -289,10 +297,13 @@ def prepare_out(out: str, resume: bool, overwrite: bool, log) -> None:
     stale = remove_temporaries(out)
     if stale:
         log(f"note: removed {len(stale)} unfinished file(s) a killed run left in {out}")
-    if overwrite and not resume:
-        for name in RUN_FILES:
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
+
+
+def remove_run(out: str) -> None:
+    """--overwrite: delete the earlier run's files, once this run's data has proved readable."""
+    for name in RUN_FILES:
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
 
 
 # ----------------------------------------------------------------- the whole run
@@ -315,6 +326,8 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         changes = resume_changes(checkpoint[1].get("train_config", {}), config, last_path)
     train_set, val_set = build_datasets(config)
     check_sets(train_set, val_set)
+    if overwrite and not resume:
+        remove_run(config.out)
     rng = np.random.default_rng([config.seed, 12345])       # the naive model's windows
     start_epoch, best_miou, history = 0, -1.0, []
 
