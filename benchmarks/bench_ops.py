@@ -7,13 +7,24 @@ For each operator and shape: forward and forward+backward time in ms, the
 same for PyTorch where installed, the ratio tinyseg / PyTorch (lower is
 better, 1.0 = as fast), GFLOP/s of tinyseg's forward+backward, and the peak
 extra memory tinyseg's forward+backward holds at once (MiB).
+
+For the convolutions, `of_gemm` compares that GFLOP/s with one plain NumPy
+matrix product of the forward's size, (O, C*kh*kw) @ (C*kh*kw, N*OH*OW): the
+most a convolution built on GEMM could reach on this machine (1.0 = all of it).
+
+The two frameworks alternate call by call (tinyseg, PyTorch, tinyseg, ...)
+and each reports its median, so a burst of load from elsewhere slows both.
+Set OMP_NUM_THREADS=1 to compare one thread against one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -22,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tinyseg  # noqa: E402
 import tinyseg.functional as F  # noqa: E402
-from common import format_table, machine_stamp, median_ms, peak_extra_mib, torch  # noqa: E402
+from common import format_table, machine_stamp, peak_extra_mib, threads_stamp, torch  # noqa: E402
 
 
 def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1):
@@ -37,7 +48,8 @@ def cases(quick: bool):
                 dict(name="maxpool 2x2 8x16x16", kind="max_pool2d", c_in=8, size=16, kernel=2, stride=2),
                 dict(name="tconv 8->4 k2 s2 @8", kind="conv_transpose2d", c_in=8, c_out=4, size=8,
                      kernel=2, stride=2, macs_per_sample=8 * 4 * 4 * 8 * 8),
-                dict(name="cross_entropy 4x16x16", kind="cross_entropy", c_in=4, size=16)]
+                dict(name="cross_entropy 4x16x16", kind="cross_entropy", c_in=4, size=16),
+                dict(name="batch_norm 4x16x16", kind="batch_norm", c_in=4, size=16)]
     return [
         conv_case("conv 3->64 @128", 3, 64, 128),
         conv_case("conv 64->64 @128", 64, 64, 128),
@@ -47,7 +59,8 @@ def cases(quick: bool):
         dict(name="maxpool 2x2 64x128x128", kind="max_pool2d", c_in=64, size=128, kernel=2, stride=2),
         dict(name="tconv 128->64 k2 s2 @64", kind="conv_transpose2d", c_in=128, c_out=64, size=64,
              kernel=2, stride=2, macs_per_sample=128 * 64 * 4 * 64 * 64),
-        dict(name="cross_entropy 8x128x128", kind="cross_entropy", c_in=8, size=128),
+        dict(name="cross_entropy 8x4x128x128", kind="cross_entropy", c_in=4, size=128),
+        dict(name="batch_norm 8x32x128x128", kind="batch_norm", c_in=32, size=128),
     ]
 
 
@@ -63,6 +76,10 @@ def make_inputs(case, batch, rng):
         return x, (w * 0.05).astype(np.float32)
     if kind == "cross_entropy":
         return x, rng.integers(0, case["c_in"], (batch, case["size"], case["size"]))
+    if kind == "batch_norm":                       # running mean, running var, weight, bias
+        c = case["c_in"]
+        return x, [np.zeros(c, np.float32), np.ones(c, np.float32),
+                   rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)]
     return x, None
 
 
@@ -76,6 +93,8 @@ def op_call(functional, case, x, other):
         return lambda: functional.conv_transpose2d(x, other, stride=s)
     if kind == "max_pool2d":
         return lambda: functional.max_pool2d(x, case["kernel"], s)
+    if kind == "batch_norm":
+        return lambda: functional.batch_norm(x, *other, training=True)
     return lambda: functional.cross_entropy(x, other)
 
 
@@ -93,33 +112,85 @@ def forward_backward(fn, inputs):
     return run
 
 
+def framework_inputs(case, x_np, other_np, tensor):
+    """(x, other, leaves) for one framework; `tensor(array, requires_grad)` makes its tensors."""
+    x = tensor(x_np, True)
+    kind = case["kind"]
+    if kind in ("conv2d", "conv_transpose2d"):
+        other = tensor(other_np, True)
+        return x, other, [x, other]
+    if kind == "batch_norm":                       # running stats are buffers, weight and bias learn
+        other = [tensor(a, i >= 2) for i, a in enumerate(other_np)]
+        return x, other, [x] + other[2:]
+    if kind == "cross_entropy":
+        return x, tensor(other_np, False), [x]     # the integer labels
+    return x, None, [x]
+
+
+def torch_tensor(array, requires_grad):
+    return torch.tensor(array, requires_grad=requires_grad)
+
+
+def tinyseg_tensor(array, requires_grad):
+    return tinyseg.Tensor(array, requires_grad=requires_grad)
+
+
+def alternating_medians(functions: dict, repeat: int) -> dict:
+    """{name: median ms}, calling the functions in turn `repeat` times after one warm-up each."""
+    for fn in functions.values():
+        fn()
+    times = {name: [] for name in functions}
+    for _ in range(repeat):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def gemm_gflops(case, batch, repeat):
+    """GFLOP/s of one NumPy float32 matrix product of the size of the case's forward GEMM."""
+    oh = (case["size"] + 2 * case.get("padding", 0) - case["kernel"]) // case.get("stride", 1) + 1
+    depth = case["c_in"] * case["kernel"] ** 2
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((case["c_out"], depth), dtype=np.float32)
+    cols = rng.standard_normal((depth, batch * oh * oh), dtype=np.float32)
+    out = np.empty((case["c_out"], batch * oh * oh), dtype=np.float32)
+    ms = alternating_medians({"gemm": lambda: np.matmul(w, cols, out=out)}, repeat)["gemm"]
+    return 2 * case["c_out"] * depth * batch * oh * oh / (ms * 1e6)
+
+
 def measure(case, batch, repeat):
     rng = np.random.default_rng(0)
     x_np, other_np = make_inputs(case, batch, rng)
-    x = tinyseg.Tensor(x_np, requires_grad=True)
-    has_weight = case["kind"] in ("conv2d", "conv_transpose2d")
-    other = tinyseg.Tensor(other_np, requires_grad=True) if has_weight else other_np
-    leaves = [x, other] if has_weight else [x]
+    x, other, leaves = framework_inputs(case, x_np, other_np, tinyseg_tensor)
     fn = op_call(F, case, x, other)
-    with tinyseg.no_grad():
-        row = dict(op=case["name"], fwd_ms=median_ms(fn, repeat))
-    step = forward_backward(fn, leaves)
-    row["fwd_bwd_ms"] = median_ms(step, repeat)
-    row["peak_MiB"] = peak_extra_mib(step)
+    forward = {"tinyseg": fn}
+    both = {"tinyseg": forward_backward(fn, leaves)}
+    if torch is not None:
+        tx, tother, tleaves = framework_inputs(case, x_np, other_np, torch_tensor)
+        tfn = op_call(torch.nn.functional, case, tx, tother)
+        forward["torch"] = tfn
+        both["torch"] = forward_backward(tfn, tleaves)
+    with tinyseg.no_grad(), torch_no_grad():
+        fwd = alternating_medians(forward, repeat)
+    fwd_bwd = alternating_medians(both, repeat)
+    row = dict(op=case["name"], fwd_ms=fwd["tinyseg"], fwd_bwd_ms=fwd_bwd["tinyseg"])
+    row["peak_MiB"] = peak_extra_mib(both["tinyseg"])
     if "macs_per_sample" in case:  # forward+backward = 3 products of the forward's size
         row["GFLOP/s"] = 3 * 2 * case["macs_per_sample"] * batch / (row["fwd_bwd_ms"] * 1e6)
+    if case["kind"] == "conv2d":
+        row["of_gemm"] = row["GFLOP/s"] / gemm_gflops(case, batch, repeat)
     if torch is not None:
-        tx = torch.tensor(x_np, requires_grad=True)
-        tother = (torch.tensor(other_np, requires_grad=True) if has_weight
-                  else torch.tensor(other_np) if other_np is not None else None)
-        tleaves = [tx, tother] if has_weight else [tx]
-        tfn = op_call(torch.nn.functional, case, tx, tother)
-        with torch.no_grad():
-            row["torch_fwd_ms"] = median_ms(tfn, repeat)
-        row["torch_fwd_bwd_ms"] = median_ms(forward_backward(tfn, tleaves), repeat)
+        row["torch_fwd_ms"], row["torch_fwd_bwd_ms"] = fwd["torch"], fwd_bwd["torch"]
         row["fwd_ratio"] = row["fwd_ms"] / row["torch_fwd_ms"]
         row["fwd_bwd_ratio"] = row["fwd_bwd_ms"] / row["torch_fwd_bwd_ms"]
     return row
+
+
+def torch_no_grad():
+    """torch.no_grad(), or a context that does nothing without PyTorch."""
+    return torch.no_grad() if torch is not None else contextlib.nullcontext()
 
 
 def main(argv=None):
@@ -132,9 +203,10 @@ def main(argv=None):
     rows = [measure(case, args.batch, args.repeat) for case in cases(args.quick)
             if args.only in case["name"]]
     columns = ["op", "fwd_ms", "torch_fwd_ms", "fwd_ratio", "fwd_bwd_ms", "torch_fwd_bwd_ms",
-               "fwd_bwd_ratio", "GFLOP/s", "peak_MiB"]
-    print(f"float32, batch {args.batch}, median of {args.repeat}; ratio = tinyseg / PyTorch")
-    print(machine_stamp())
+               "fwd_bwd_ratio", "GFLOP/s", "of_gemm", "peak_MiB"]
+    print(f"float32, batch {args.batch}, median of {args.repeat} (alternating); "
+          f"ratio = tinyseg / PyTorch")
+    print(f"{machine_stamp()}; {threads_stamp()}")
     print(format_table(rows, columns))
     return rows
 

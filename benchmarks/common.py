@@ -7,6 +7,7 @@ across runs: these machines are noisy.
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -65,6 +66,11 @@ def format_table(rows: list, columns: list) -> str:
     return "\n".join(lines)
 
 
+def lookup(rows: list) -> dict:
+    """(model, mode, size, framework, device) -> row, for the model benchmark's rows."""
+    return {(r["model"], r["mode"], r["size"], r["framework"], r["device"]): r for r in rows}
+
+
 def machine_stamp() -> str:
     """One line: machine, Python, NumPy (and its BLAS), PyTorch."""
     blas = "unknown BLAS"
@@ -73,15 +79,42 @@ def machine_stamp() -> str:
         blas = config["Build Dependencies"]["blas"]["name"]
     except Exception:
         pass
+    kernel = openblas_kernel()
+    if kernel:
+        blas += f" {kernel} kernel"
     torch_version = torch.__version__ if torch is not None else "not installed"
     cpu = " ".join(part for part in (platform.machine(), platform.processor()) if part)
+    load = ""
+    if hasattr(os, "getloadavg"):   # how busy the machine was: others' work slows both frameworks
+        load = ", load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())
     return (f"{cpu}, {_cpu_count()} cores, "
             f"Python {platform.python_version()}, NumPy {np.__version__} ({blas}), "
-            f"PyTorch {torch_version}")
+            f"PyTorch {torch_version}{load}")
+
+
+def openblas_kernel() -> str | None:
+    """The CPU kernel NumPy's OpenBLAS chose at start-up ('SkylakeX', 'Haswell', ...), or None.
+
+    OPENBLAS_CORETYPE, where set, forces an older kernel; the stamp shows which one ran.
+    Read from the library NumPy ships (numpy.libs), so no threadpoolctl is needed.
+    """
+    import ctypes
+    import glob
+    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(folder, "*openblas*")):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            function = getattr(library, name, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                return function().decode()
+    return None
 
 
 def _cpu_count() -> int:
-    import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
@@ -253,7 +286,6 @@ def threads_stamp() -> str:
     Both PyTorch (OpenMP) and OpenBLAS read OMP_NUM_THREADS at start-up; on a
     busy machine, OMP_NUM_THREADS=1 avoids threads waiting on each other.
     """
-    import os
     settings = [f"{name}={os.environ[name]}" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                           "MKL_NUM_THREADS") if name in os.environ]
     torch_threads = f"PyTorch {torch.get_num_threads()} threads" if torch is not None else ""

@@ -27,112 +27,12 @@ import textwrap
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_models  # noqa: E402
-from common import format_table  # noqa: E402
+from common import lookup  # noqa: E402
+from report import markdown  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 STYLES = {"tinyseg/cpu": ("-", "o"), "pytorch/cpu": ("--", "s"),
           "tinyseg/cuda": (":", "^"), "pytorch/cuda": ("-.", "v")}
-
-
-# ----------------------------------------------------------- the Markdown report
-
-def model_tables(models: dict) -> str:
-    """Markdown: per mode a time table (with ratios) and a memory table, then the fits."""
-    table = bench_models.lookup(models["rows"])
-    ratio_of = {(e["model"], e["mode"], e["size"]): e for e in models["ratios"]}
-    found = [tuple(t.split("/")) for t in models["targets"]]
-    parts = []
-    for mode in bench_models.MODES:
-        keys = list(dict.fromkeys((r["model"], r["size"]) for r in models["rows"] if r["mode"] == mode))
-        if not keys:
-            continue
-        unit = "ms per image" if mode == "inference" else "ms per training step"
-        times, memory = [], []
-        for name, size in keys:
-            rows = {(fw, dev): table.get((name, mode, size, fw, dev)) for fw, dev in found}
-            any_row = next(r for r in rows.values() if r)
-            line = dict(model=name, size=size, batch=any_row["batch"])
-            mem = dict(model=name, size=size, batch=any_row["batch"])
-            for (fw, dev), row in rows.items():
-                line[f"{fw} {dev}"] = row["ms"] if row else None
-                mem[f"{fw} {dev} " + ("RSS" if dev == "cpu" else "pool")] = row["peak_MiB"] if row else None
-                if fw == "tinyseg" and dev == "cpu" and row:
-                    mem["tinyseg numpy"] = row.get("numpy_MiB")
-            line.update({k: v for k, v in ratio_of[(name, mode, size)].items()
-                         if k not in ("model", "mode", "size")})
-            times.append(line)
-            memory.append(mem)
-        time_columns = list(dict.fromkeys(c for line in times for c in line))
-        memory_columns = list(dict.fromkeys(c for m in memory for c in m))
-        once = [f"{r['model']} {r['size']} {r['framework']}/{r['device']}" for r in models["rows"]
-                if r["mode"] == mode and r["timed_once"]]
-        parts += [f"### {mode}: {unit}", "", format_table(times, time_columns), ""]
-        if once:
-            parts += ["Timed once after the warm-up (longer than the time budget): "
-                      + ", ".join(once) + ".", ""]
-        parts += [f"### {mode}: peak memory, MiB (RSS growth on the CPU, pool growth on the GPU; "
-                  "numpy = tracemalloc's peak of NumPy arrays)", "",
-                  format_table(memory, memory_columns), ""]
-    fits = [dict(model=f["model"], mode=f["mode"], target=f"{f['framework']}/{f['device']}",
-                 b=f["b"], **{"b (two largest)": f["b_two_largest"]},
-                 sizes=" ".join(str(s) for s in f["sizes"])) for f in models["growth"]]
-    if fits:
-        parts += ["### growth exponent b in time ~ a * (H*W)^b (least squares, log-log)", "",
-                  format_table(fits, ["model", "mode", "target", "b", "b (two largest)", "sizes"]), ""]
-    return "\n".join(parts)
-
-
-def unet_step_table(step: dict) -> str:
-    """Markdown for the U-Net step: time, ratio and memory on each device."""
-    rows = []
-    for device, entry in step["devices"].items():
-        row = {"device": device, "tinyseg ms": entry.get("tinyseg_ms"),
-               "pytorch ms": entry.get("pytorch_ms"), "tinyseg/pytorch": entry.get("ratio"),
-               "within 2x": {True: "yes", False: "NO"}.get(entry.get("within_2x"))}
-        if device == "cpu":
-            row["tinyseg tracemalloc MiB"] = entry.get("tinyseg_tracemalloc_MiB")
-            for fw in ("tinyseg", "pytorch"):
-                probe = entry.get(f"{fw}_rss") or {}
-                if "first_step_MiB" in probe:
-                    row[f"{fw} RSS MiB (1st / 2nd step)"] = (f"{probe['first_step_MiB']:.0f} / "
-                                                             f"{probe['second_step_MiB']:.0f}")
-                elif probe:
-                    row[f"{fw} RSS MiB (1st / 2nd step)"] = f"probe failed: {probe.get('error')}"
-        else:
-            row["tinyseg pool MiB"] = entry.get("tinyseg_pool_MiB")
-            row["pytorch pool MiB"] = entry.get("pytorch_pool_MiB")
-        rows.append(row)
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    title = (f"### U-Net training step: base {step['config']['base_channels']}, depth "
-             f"{step['config']['depth']}, batch {step['batch']}, 3x{step['size']}x{step['size']}, "
-             f"Adam + cross-entropy, median of {step['repeat']} (alternating)")
-    return "\n".join([title, "", format_table(rows, columns), ""])
-
-
-def markdown(results: dict) -> str:
-    """The whole report: stamp, settings, tables, notes and what was skipped."""
-    parts = ["# tinyseg model benchmark", "", f"Machine: {results['machine']}", ""]
-    settings = results.get("settings", {})
-    if settings:
-        parts += ["Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()), ""]
-    classes = {"naive": "SlidingWindow", "fcn": "FCN", "unet": "UNet"}
-    for name, count in results.get("parameters", {}).items():
-        arguments = ", ".join(f"{k}={v}" for k, v in bench_models.CONFIGS[name].items() if k != "name")
-        parts.append(f"- {name}: {classes[name]}({arguments}), {count:,} parameters")
-    parts.append("")
-    if "models" in results:
-        parts += ["## Models", ""]
-        if any(len(entry) > 3 for entry in results["models"]["ratios"]):   # beyond model, mode, size
-            parts += ["Ratios: tinyseg/pytorch < 1 means tinyseg is faster; "
-                      "cpu/cuda is the GPU's speed-up.", ""]
-        parts.append(model_tables(results["models"]))
-    if "unet_step" in results:
-        parts += ["## U-Net training step against PyTorch", "", unet_step_table(results["unet_step"])]
-    notes = results.get("models", {}).get("notes", []) or results.get("unet_step", {}).get("notes", [])
-    skipped = results.get("models", {}).get("skipped", [])
-    if notes or skipped:
-        parts += ["## Not measured", ""] + [f"- {line}" for line in notes + skipped] + [""]
-    return "\n".join(parts)
 
 
 # ----------------------------------------------------------- JSON and plots
@@ -184,17 +84,17 @@ def plot_bars(results: dict, path: str, plt) -> None:
     """Bars per target for each model at its largest size measured everywhere; and the U-Net step."""
     models = results["models"]
     targets = models["targets"]
-    table = bench_models.lookup(models["rows"])
-    panels = list(bench_models.MODES) + (["unet_step"] if "unet_step" in results else [])
+    table = lookup(models["rows"])
+    panels = list(bench_models.MODES) + (["unet_step"] if results.get("unet_steps") else [])
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), squeeze=False)
     width = 0.8 / len(targets)
     for ax, panel in zip(axes[0], panels):
         groups = []
         if panel == "unet_step":
-            step = results["unet_step"]
-            values = {t: step["devices"].get(t.split("/")[1], {}).get(f"{t.split('/')[0]}_ms")
-                      for t in targets}
-            groups.append((f"U-Net step\nbatch {step['batch']}, {step['size']}px", values))
+            for step in results["unet_steps"]:
+                values = {t: step["devices"].get(t.split("/")[1], {}).get(f"{t.split('/')[0]}_ms")
+                          for t in targets}
+                groups.append((f"U-Net {step['variant']}\nbatch {step['batch']}, {step['size']}px", values))
             ax.set_title("U-Net training step, ms")
         else:
             for name in bench_models.CONFIGS:

@@ -24,7 +24,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, BENCHMARKS)
 
 import bench_models  # noqa: E402
-import run_suite  # noqa: E402
+import report  # noqa: E402
 from common import growth_exponent  # noqa: E402
 
 # Small versions of the benchmark's three models, quick to run here.
@@ -62,7 +62,8 @@ def test_quick_suite_writes_json_markdown_and_plots(tmp_path):
     assert {row["mode"] for row in rows} == {"inference", "train"}
     assert all(row["ms"] > 0 for row in rows)
     assert all(fit["b"] == fit["b"] for fit in results["models"]["growth"])   # not nan
-    step = results["unet_step"]["devices"]["cpu"]
+    assert [step["variant"] for step in results["unet_steps"]] == ["adam"]     # --quick: one variant
+    step = results["unet_steps"][0]["devices"]["cpu"]
     assert step["tinyseg_ms"] > 0 and step["tinyseg_tracemalloc_MiB"] > 0
     assert "first_step_MiB" in step["tinyseg_rss"], step["tinyseg_rss"]
 
@@ -87,9 +88,29 @@ def test_tables_without_pytorch_or_gpu():
     assert models["targets"] == ["tinyseg/cpu"]
     assert len(models["rows"]) == 4 and len(models["growth"]) == 2
     results = dict(models=models, machine="test machine")
-    report = run_suite.markdown(results)
-    assert "pytorch cpu" not in report and "tinyseg/pytorch" not in report
-    assert "GPU skipped" in report
+    text = report.markdown(results)
+    assert "pytorch cpu" not in text and "tinyseg/pytorch" not in text
+    assert "GPU skipped" in text
+
+
+def test_the_benchmark_scripts_import_in_a_line_not_a_cycle():
+    """common <- report <- bench_models <- run_suite: no module imports one that imports it."""
+    import ast
+    imported = {}
+    for name in ("common", "report", "bench_models", "run_suite", "bench_ops"):
+        with open(os.path.join(BENCHMARKS, name + ".py")) as file:
+            tree = ast.parse(file.read())
+        imported[name] = {node.module if isinstance(node, ast.ImportFrom) else alias.name
+                          for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                          for alias in node.names}
+    for name, modules in imported.items():
+        for other in modules & set(imported):
+            assert name not in imported[other], f"{name} and {other} import each other"
+
+
+def test_unet_step_variants_cover_batch_norm_and_both_optimizers():
+    assert {bench_models.unet_config(v)[0]["batch_norm"] for v in bench_models.UNET_VARIANTS} == {True, False}
+    assert {bench_models.unet_config(v)[1] for v in bench_models.UNET_VARIANTS} == {"adam", "sgd"}
 
 
 def test_naive_training_above_128_is_skipped_by_default_and_reported(monkeypatch):
@@ -160,3 +181,15 @@ def test_copy_weights_refuses_a_different_architecture(torch_models):
     narrower = torch_models.TorchFCN(in_channels=3, num_classes=4, width=4, depth=3)
     with pytest.raises(ValueError, match="different shapes"):
         torch_models.copy_weights(model, narrower)
+
+
+def test_bench_ops_quick_measures_every_kind_against_pytorch(capsys):
+    import bench_ops
+    rows = bench_ops.main(["--quick", "--repeat", "1"])
+    kinds = {case["kind"] for case in bench_ops.cases(quick=True)}
+    assert {"conv2d", "conv_transpose2d", "max_pool2d", "cross_entropy", "batch_norm"} <= kinds
+    assert len(rows) == len(kinds) and all(row["fwd_bwd_ms"] > 0 for row in rows)
+    assert 0 < rows[0]["of_gemm"]                                  # the conv row has its GEMM share
+    if bench_ops.torch is not None:
+        assert all(row["fwd_bwd_ratio"] > 0 for row in rows)
+    assert "kernel" in capsys.readouterr().out                     # the stamp names the BLAS kernel

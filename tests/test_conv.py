@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -20,6 +22,19 @@ NON_SQUARE_ODD = ConvConfig(3, 3, 2, 7, 5, (1, 4), (2, 1), (2, 1))
 KERNEL_IS_PADDED_INPUT = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
 
 
+KERNELS = pytest.mark.parametrize("fast", [True, False], ids=["fast", "textbook"])
+
+
+@contextlib.contextmanager
+def kernels(fast: bool):
+    """Run the block through the fast path (the CPU default) or through the textbook kernels."""
+    saved, conv_module.USE_FAST_PATH = conv_module.USE_FAST_PATH, fast
+    try:
+        yield
+    finally:
+        conv_module.USE_FAST_PATH = saved
+
+
 def tensor(array, device, requires_grad=False):
     return Tensor(array, device=device, requires_grad=requires_grad)
 
@@ -29,6 +44,7 @@ def inner(a, b) -> float:
     return float(np.vdot(a, b))
 
 
+@KERNELS
 # ----------------------------------------------------------------- conv2d
 @settings(max_examples=25)
 @given(cfg=conv_configs(), use_bias=st.booleans(), seed=seeds)
@@ -36,7 +52,12 @@ def inner(a, b) -> float:
 @example(cfg=STRIDE_ABOVE_KERNEL, use_bias=True, seed=0)
 @example(cfg=NON_SQUARE_ODD, use_bias=True, seed=0)
 @example(cfg=KERNEL_IS_PADDED_INPUT, use_bias=False, seed=0)
-def test_conv2d_matches_direct_loop(device, cfg, use_bias, seed):
+def test_conv2d_matches_direct_loop(device, fast, cfg, use_bias, seed):
+    with kernels(fast):
+        check_conv2d_matches_direct_loop(device, cfg, use_bias, seed)
+
+
+def check_conv2d_matches_direct_loop(device, cfg, use_bias, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(cfg.input_shape), rng.standard_normal(cfg.weight_shape)
     b = rng.standard_normal(cfg.out_channels) if use_bias else None
@@ -74,10 +95,16 @@ def test_conv2d_reads_non_contiguous_input(device):
                                F.conv2d(copy, w, stride=(2, 1)).numpy(), rtol=1e-12, atol=1e-12)
 
 
+@KERNELS
 @settings(max_examples=20)
 @given(cfg=conv_configs(max_batch=2, max_channels=3, max_side=6), use_bias=st.booleans(), seed=seeds)
 @example(cfg=STRIDE_ABOVE_KERNEL, use_bias=True, seed=0)
-def test_conv2d_gradcheck(device, cfg, use_bias, seed):
+def test_conv2d_gradcheck(device, fast, cfg, use_bias, seed):
+    with kernels(fast):
+        check_conv2d_gradcheck(device, cfg, use_bias, seed)
+
+
+def check_conv2d_gradcheck(device, cfg, use_bias, seed):
     rng = np.random.default_rng(seed)
     x = tensor(rng.standard_normal(cfg.input_shape), device, requires_grad=True)
     w = tensor(rng.standard_normal(cfg.weight_shape), device, requires_grad=True)
@@ -95,39 +122,18 @@ def test_conv2d_weight_grad_alone_when_input_needs_none(device):
     assert x.grad is None and w.grad.shape == (3, 2, 3, 3)
 
 
-def test_sample_chunks_cover_the_batch_within_the_budget(monkeypatch):
-    monkeypatch.setattr(conv_module, "COLUMN_BUDGET_BYTES", 250)
-    assert conv_module.sample_chunks(5, 100) == [(0, 2), (2, 4), (4, 5)]
-    assert conv_module.sample_chunks(2, 1000) == [(0, 1), (1, 2)]          # at least one sample
-    assert conv_module.sample_chunks(3, 1) == [(0, 3)]
-
-
-@pytest.mark.parametrize("stride", [(2, 1), (1, 1)])
-@pytest.mark.parametrize("budget", [1, 3000])
-def test_conv_results_do_not_depend_on_the_batch_chunking(monkeypatch, device, stride, budget):
-    """The im2col budget splits the batch into chunks (1 sample, or a few); values and gradients agree."""
-    rng = np.random.default_rng(5)
-    x_data, w_data = rng.standard_normal((3, 2, 6, 5)), rng.standard_normal((4, 2, 3, 2))
-
-    def run():
-        x, w = tensor(x_data, device, True), tensor(w_data, device, True)
-        y = F.conv2d(x, w, stride=stride, padding=(1, 0))
-        y.backward(tensor(np.cos(np.arange(y.size)).reshape(y.shape), device))
-        up = F.conv_transpose2d(y.detach(), w.detach(), stride=stride, padding=(1, 0))
-        return [y.numpy(), backend.to_numpy(x.grad), backend.to_numpy(w.grad), up.numpy()]
-
-    whole = run()
-    monkeypatch.setattr(conv_module, "COLUMN_BUDGET_BYTES", budget)
-    for expected, actual in zip(whole, run()):
-        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
-
-
+@KERNELS
 # ----------------------------------------------------------------- conv_transpose2d
 @settings(max_examples=25)
 @given(cfg=transpose_conv_configs(), use_bias=st.booleans(), seed=seeds)
 @example(cfg=TransposeConvConfig(1, 1, 1, 3, 3, (3, 3), (2, 2), (1, 1), (1, 1)), use_bias=False, seed=0)
 @example(cfg=TransposeConvConfig(2, 3, 2, 4, 3, (1, 2), (3, 2), (0, 1), (2, 0)), use_bias=True, seed=0)
-def test_conv_transpose2d_matches_scatter_loop(device, cfg, use_bias, seed):
+def test_conv_transpose2d_matches_scatter_loop(device, fast, cfg, use_bias, seed):
+    with kernels(fast):
+        check_conv_transpose2d_matches_scatter_loop(device, cfg, use_bias, seed)
+
+
+def check_conv_transpose2d_matches_scatter_loop(device, cfg, use_bias, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(cfg.input_shape), rng.standard_normal(cfg.weight_shape)
     b = rng.standard_normal(cfg.out_channels) if use_bias else None
@@ -191,22 +197,3 @@ def test_conv2d_input_gradient_is_conv_transpose2d_of_output_gradient(cfg, seed)
     expected = F.conv_transpose2d(Tensor(gy), w, stride=cfg.stride, padding=cfg.padding,
                                   output_padding=cfg.output_padding)
     np.testing.assert_allclose(x.grad, expected.numpy(), rtol=1e-12, atol=1e-12)
-
-
-# ----------------------------------------------------------------- the tap-loop forward
-@settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 2), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
-       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2),
-       pw=st.integers(0, 2), data=st.data())
-def test_tap_loop_forward_equals_the_im2col_forward(n, o, c, h, w, kh, kw, ph, pw, data):
-    """Few outputs, many inputs: conv_forward sums kernel taps instead of building columns."""
-    from tinyseg.functional.conv import ColumnPlan, FEW_OUTPUTS, conv_forward, conv_forward_by_taps
-    if h + 2 * ph < kh or w + 2 * pw < kw:
-        return
-    assert o * FEW_OUTPUTS <= c                      # conv_forward takes the tap loop here
-    x = data.draw(normal_arrays((n, c, h, w)))
-    weight = data.draw(normal_arrays((o, c, kh, kw)))
-    expected = reference.conv2d(x, weight, stride=(1, 1), padding=(ph, pw))
-    plan = ColumnPlan(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
-    np.testing.assert_allclose(conv_forward_by_taps(x, weight, plan), expected, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(conv_forward(x, weight, (1, 1), (ph, pw)), expected, rtol=1e-10, atol=1e-10)

@@ -49,16 +49,9 @@ sum of every window it was part of; that sum is exactly the gradient of
 im2col. The loop runs over the kh*kw taps (never over pixels): tap (i, j)
 adds one strided slice of the image at a time.
 
-A speed trick for stride 1, the "wide" grid. Copying a window's row of OW
-pixels at a time is slow: OW is short and each copy jumps to a new image row.
-With stride 1 we may instead compute the output on a grid OH rows by Wp
-(the padded width) columns: output pixel (y, x) for x >= OW is a junk window
-that wraps around the right edge into the next row. Then, for a fixed tap
-(i, j), the OH*Wp entries are ONE contiguous run of the flattened padded
-image, starting at i*Wp + j, which copies (and adds back) about twice as
-fast. The junk columns cost (Wp - OW) / OW extra work (2/128 for a 3x3
-kernel on a 128-pixel image); conv2d crops them from its output, and feeds
-zeros there in backward so they add nothing to the gradient.
+The fast convolution (tinyseg/functional/fast_conv.py) builds these same
+columns one cache-sized band at a time, on a "wide" grid whose taps are
+contiguous runs of the image; read this file first.
 """
 
 from __future__ import annotations
@@ -71,32 +64,19 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def grid_shape(image_hw: tuple, kernel: tuple, stride: tuple, padding: tuple, wide: bool) -> tuple:
-    """(rows, columns) of window positions: (OH, OW), or (OH, Wp) on the wide grid."""
-    oh = output_size(image_hw[0], kernel[0], stride[0], padding[0])
-    ow = output_size(image_hw[1], kernel[1], stride[1], padding[1])
-    if wide:
-        if tuple(stride) != (1, 1):
-            raise ValueError(f"the wide grid needs stride (1, 1), got {stride}")
-        return oh, image_hw[1] + 2 * padding[1]
-    return oh, ow
-
-
-def padded_zeros(xp, shape: tuple, padding: tuple, wide: bool, dtype):
-    """Zeros for an (N, C, H, W) image plus padding (and one spare row on the wide grid,
-    so that the last junk windows still read inside the buffer)."""
+def padded_zeros(xp, shape: tuple, padding: tuple, dtype):
+    """Zeros for an (N, C, H, W) image plus (ph, pw) of padding on each side."""
     n, c, h, w = shape
-    spare = 1 if wide else 0
-    return xp.zeros((n, c, h + 2 * padding[0] + spare, w + 2 * padding[1]), dtype=dtype)
+    return xp.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]), dtype=dtype)
 
 
-def pad_image(x, padding: tuple, value: float = 0.0, wide: bool = False):
+def pad_image(x, padding: tuple, value: float = 0.0):
     """Pad the two spatial axes of an (N, C, H, W) array by (ph, pw) on each side."""
     ph, pw = padding
-    if ph == 0 and pw == 0 and not wide:
+    if ph == 0 and pw == 0:
         return x
     xp = backend.get_array_module(x)
-    padded = padded_zeros(xp, x.shape, padding, wide, x.dtype)
+    padded = padded_zeros(xp, x.shape, padding, x.dtype)
     if value != 0:
         padded.fill(value)
     n, c, h, w = x.shape
@@ -109,7 +89,6 @@ def window_view(padded, kernel: tuple, stride: tuple, grid: tuple | None = None,
     """A (N, C, kh, kw, rows, cols) view of all windows of `padded`; copies nothing.
 
     view[n, c, i, j, y, x] == padded[n, c, y * sh + i, x * sw + j]
-    (on the wide grid x runs past the row end into the next row, by design).
     `grid` defaults to every window that fits.
     """
     kh, kw = kernel
@@ -125,39 +104,31 @@ def window_view(padded, kernel: tuple, stride: tuple, grid: tuple | None = None,
     )
 
 
-def im2col(x, kernel: tuple, stride: tuple, padding: tuple, wide: bool = False, out=None):
-    """(N, C, H, W) images -> (C*kh*kw, N*rows*cols) columns, one column per window.
+def im2col(x, kernel: tuple, stride: tuple, padding: tuple):
+    """(N, C, H, W) images -> (C*kh*kw, N*OH*OW) columns, one column per window.
 
-    Column n*rows*cols + y*cols + x is the window of image n at output pixel (y, x).
-    `out`, if given, is a buffer of that shape to fill (saves a fresh allocation).
+    Column n*OH*OW + y*OW + x is the window of image n at output pixel (y, x).
     """
-    grid = grid_shape(x.shape[2:], kernel, stride, padding, wide)
-    windows = window_view(pad_image(x, padding, wide=wide), kernel, stride, grid)
-    n, c, kh, kw, rows, cols = windows.shape                 # (N, C, kh, kw, rows, cols)
-    windows = windows.transpose(1, 2, 3, 0, 4, 5)            # (C, kh, kw, N, rows, cols), a view
-    if out is None:
-        return windows.reshape(c * kh * kw, n * rows * cols)  # the one copy
-    xp = backend.get_array_module(x)
-    xp.copyto(out.reshape(windows.shape), windows)          # the one copy, into `out`
-    return out
+    windows = window_view(pad_image(x, padding), kernel, stride)
+    n, c, kh, kw, oh, ow = windows.shape                    # (N, C, kh, kw, OH, OW)
+    windows = windows.transpose(1, 2, 3, 0, 4, 5)            # (C, kh, kw, N, OH, OW), a view
+    return windows.reshape(c * kh * kw, n * oh * ow)         # the one copy
 
 
-def col2im(cols, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
-           wide: bool = False):
-    """(C*kh*kw, N*rows*cols) columns -> (N, C, H, W) images, adding overlapping windows.
+def col2im(cols, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple):
+    """(C*kh*kw, N*OH*OW) columns -> (N, C, H, W) images, adding overlapping windows.
 
     This is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
     """
     n, c, h, w = image_shape
     kh, kw = kernel
-    grid = grid_shape((h, w), kernel, stride, padding, wide)
-    windows = cols.reshape((c, kh, kw, n) + grid).transpose(3, 0, 1, 2, 4, 5)  # (N, C, kh, kw, rows, cols)
-    return add_windows(windows, image_shape, kernel, stride, padding, wide)
+    oh, ow = (output_size(image_shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
+    windows = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)  # (N, C, kh, kw, OH, OW)
+    return add_windows(windows, image_shape, kernel, stride, padding)
 
 
-def add_windows(windows, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
-                wide: bool = False):
-    """Add (N, C, kh, kw, rows, cols) window values back onto (N, C, H, W) images.
+def add_windows(windows, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple):
+    """Add (N, C, kh, kw, OH, OW) window values back onto (N, C, H, W) images.
 
     Each value goes to the pixel its window tap came from; pixels shared by
     overlapping windows (stride < kernel) receive the sum.
@@ -165,10 +136,9 @@ def add_windows(windows, image_shape: tuple, kernel: tuple, stride: tuple, paddi
     xp = backend.get_array_module(windows)
     n, c, h, w = image_shape
     (kh, kw), (ph, pw) = kernel, padding
-    grid = grid_shape((h, w), kernel, stride, padding, wide)
-    padded = padded_zeros(xp, image_shape, padding, wide, windows.dtype)
-    targets = window_view(padded, kernel, stride, grid, writeable=True)
+    padded = padded_zeros(xp, image_shape, padding, windows.dtype)
+    targets = window_view(padded, kernel, stride, windows.shape[4:], writeable=True)
     for i in range(kh):          # one strided slice per tap: a loop over
         for j in range(kw):      # kh*kw taps, never over pixels
             targets[:, :, i, j] += windows[:, :, i, j]
-    return padded[:, :, ph:ph + h, pw:pw + w]
+    return xp.ascontiguousarray(padded[:, :, ph:ph + h, pw:pw + w])

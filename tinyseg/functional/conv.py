@@ -1,4 +1,4 @@
-"""Convolution and transpose convolution, built on im2col/col2im.
+"""Convolution and transpose convolution, the textbook way: im2col, one matmul, col2im.
 
 Shapes follow PyTorch: input (N, C, H, W), conv weight (O, C, kh, kw),
 transpose-conv weight (C_in, C_out, kh, kw), output (N, O, OH, OW) with
@@ -7,170 +7,105 @@ transpose-conv weight (C_in, C_out, kh, kw), output (N, O, OH, OW) with
 
 Three array kernels do all the work (plain arrays in, plain arrays out):
 
-    conv_forward(x, w)          y  = W @ im2col(x)               the convolution
-    conv_input_grad(gy, w)      gx = col2im(W^T @ gy)             its adjoint in x
-    conv_weight_grad(gy, x)     gw = gy @ im2col(x)^T             its adjoint in W
+    textbook_forward(x, w)        y  = W @ im2col(x)                the convolution
+    textbook_input_grad(gy, w)    gx = col2im(W^T @ gy)             its adjoint in x
+    textbook_weight_grad(gy, x)   gw = gy @ im2col(x)^T             its adjoint in W
 
-with W the weight as an (O, C*kh*kw) matrix and gy, y as (O, N*OH*OW) matrices.
+with W the weight as an (O, C*kh*kw) matrix and gy, y as (O, N*OH*OW) matrices
+(tinyseg/im2col.py draws the columns for a 4x4 image).
 
 Convolution and transpose convolution are each other's adjoints, so the two
 autograd operators below are made of the same three kernels, swapped:
 
-    conv2d            forward: conv_forward       backward: conv_input_grad, conv_weight_grad
-    conv_transpose2d  forward: conv_input_grad    backward: conv_forward,    conv_weight_grad
+    conv2d            forward: forward       backward: input_grad, weight_grad
+    conv_transpose2d  forward: input_grad    backward: forward,    weight_grad
 
-Memory: im2col copies each pixel kh*kw times. To keep the peak bounded, the
-batch is processed in chunks of samples whose columns fit in
-COLUMN_BUDGET_BYTES (at least one sample at a time). The columns are not kept
-for backward; they are rebuilt there, one chunk at a time.
+The fast path. On the CPU the operators call tinyseg/functional/fast_conv.py
+instead, which computes the same numbers with the same three products but
+builds the columns one cache-sized band at a time (and reads strided
+convolutions through their stride phases): the whole column matrix never
+goes to memory. Read the textbook kernels here first; fast_conv.py says what
+each trick buys, and tests/test_fast_conv.py proves the two equal.
 """
 
 from __future__ import annotations
 
 from tinyseg import backend
+from tinyseg.functional import fast_conv
 from tinyseg.functional.validate import (
     check_same_device_and_dtype, check_tensor, non_negative_pair, positive_pair,
 )
-from tinyseg.im2col import col2im, grid_shape, im2col, output_size, pad_image
+from tinyseg.im2col import col2im, im2col, output_size
 from tinyseg.tensor import Tensor
 
-FEW_OUTPUTS = 4  # forward skips im2col when out_channels * FEW_OUTPUTS <= in_channels (stride 1)
-COLUMN_BUDGET_BYTES = 16 * 2**20  # largest im2col buffer built at once (unless one sample needs more)
+USE_FAST_PATH = True   # False: every convolution runs the textbook kernels (to compare, or to read)
 
 
-def sample_chunks(batch: int, bytes_per_sample: int):
-    """(start, stop) ranges over the batch, each chunk's columns within the budget."""
-    step = max(1, COLUMN_BUDGET_BYTES // max(1, bytes_per_sample))
-    return [(start, min(start + step, batch)) for start in range(0, batch, step)]
-
-
-class ColumnPlan:
-    """Where the windows of one convolution lie, and the chunks to build them in.
-
-    rows x cols is the grid of window positions: (OH, OW), or (OH, Wp) on
-    im2col's "wide" grid, which stride-1 convolutions use because its columns
-    copy twice as fast (see tinyseg/im2col.py). The kernels below compute on
-    that grid and keep only the first OW columns of each row.
-    """
-
-    def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
-        n, c, h, w = image_shape
-        self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
-        self.wide = tuple(stride) == (1, 1)
-        self.rows, self.cols = grid_shape((h, w), kernel, stride, padding, self.wide)
-        self.out_w = output_size(w, kernel[1], stride[1], padding[1])    # OW
-        self.depth = c * kernel[0] * kernel[1]                           # K = C*kh*kw
-        self.chunks = sample_chunks(n, self.depth * self.rows * self.cols * itemsize)
-        self.chunk_size = self.chunks[0][1] - self.chunks[0][0]
-
-    def buffer(self, xp, channels: int, dtype, zero: bool = False):
-        """A reusable (channels, chunk * rows * cols) buffer (zeros if `zero`, for widen's junk)."""
-        shape = (channels, self.chunk_size * self.rows * self.cols)
-        return xp.zeros(shape, dtype=dtype) if zero else xp.empty(shape, dtype=dtype)
-
-    def columns(self, x_chunk, buffer):
-        """im2col of a chunk of images into `buffer`: (K, n * rows * cols)."""
-        out = buffer[:, :len(x_chunk) * self.rows * self.cols]
-        return im2col(x_chunk, self.kernel, self.stride, self.padding, self.wide, out=out)
-
-    def images(self, cols, n: int):
-        """col2im of a chunk's columns: (K, n * rows * cols) -> (n, C, H, W)."""
-        shape = (n,) + self.image_shape[1:]
-        return col2im(cols, shape, self.kernel, self.stride, self.padding, self.wide)
-
-    def crop(self, grid_array, n: int):
-        """(O, n * rows * cols) on the grid -> (n, O, OH, OW), a view."""
-        o = grid_array.shape[0]
-        return grid_array.reshape(o, n, self.rows, self.cols)[..., :self.out_w].transpose(1, 0, 2, 3)
-
-    def widen(self, gy_chunk, buffer):
-        """(n, O, OH, OW) -> (O, n * rows * cols) on the grid, zeros in the junk columns."""
-        n, o = gy_chunk.shape[:2]
-        grid = buffer[:, :n * self.rows * self.cols]
-        grid.reshape(o, n, self.rows, self.cols)[..., :self.out_w] = gy_chunk.transpose(1, 0, 2, 3)
-        return grid
-
-
-# ----------------------------------------------------------------- array kernels
-def conv_forward(x, w, stride: tuple, padding: tuple):
+# ----------------------------------------------------------------- the textbook kernels
+def textbook_forward(x, w, stride: tuple, padding: tuple):
     """y = conv(x, w): (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW)."""
     xp = backend.get_array_module(x)
-    o, c, kh, kw = w.shape
-    plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
-    if plan.wide and o * FEW_OUTPUTS <= c:
-        return conv_forward_by_taps(x, w, plan)
-    w_rows = w.reshape(o, plan.depth)                                    # (O, K)
-    cols_buffer = plan.buffer(xp, plan.depth, x.dtype)                   # (K, n*L)
-    y_buffer = plan.buffer(xp, o, x.dtype)                               # (O, n*L)
-    y = xp.empty((x.shape[0], o, plan.rows, plan.out_w), dtype=x.dtype)  # (N, O, OH, OW)
-    for start, stop in plan.chunks:
-        cols = plan.columns(x[start:stop], cols_buffer)                  # (K, n*L)
-        grid = xp.matmul(w_rows, cols, out=y_buffer[:, :cols.shape[1]])  # (O, K) @ (K, n*L)
-        y[start:stop] = plan.crop(grid, stop - start)
-    return y
+    n, o, kernel = x.shape[0], w.shape[0], w.shape[2:]
+    oh, ow = (output_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
+    cols = im2col(x, kernel, stride, padding)                         # (K, N*OH*OW)
+    y = w.reshape(o, -1) @ cols                                       # (O, K) @ (K, N*OH*OW)
+    return xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))   # (N, O, OH, OW)
 
 
-def conv_forward_by_taps(x, w, plan: ColumnPlan):
-    """The same convolution as a sum over the kh*kw taps, with no column buffer.
+def textbook_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
+    """gx = conv's adjoint in x: (N, O, OH, OW), (O, C, kh, kw) -> input_shape (N, C, H, W)."""
+    o = w.shape[0]
+    gy_rows = gy.transpose(1, 0, 2, 3).reshape(o, -1)                 # (O, N*OH*OW)
+    gcols = w.reshape(o, -1).T @ gy_rows                              # (K, O) @ (O, N*OH*OW)
+    return col2im(gcols, tuple(input_shape), w.shape[2:], stride, padding)   # (N, C, H, W)
 
-    On the wide grid, row (c, i, j) of im2col(x) is just the flattened padded
-    image shifted by i*Wp + j (see tinyseg/im2col.py), so
 
-        y = sum over taps (i, j) of  W[:, :, i, j] (O, C) @ shifted_ij (C, rows*cols)
+def textbook_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
+    """gw = conv's adjoint in w: (N, O, OH, OW), (N, C, H, W) -> weight_shape (O, C, kh, kw)."""
+    o = weight_shape[0]
+    cols = im2col(x, weight_shape[2:], stride, padding)               # (K, N*OH*OW)
+    gy_rows = gy.transpose(1, 0, 2, 3).reshape(o, -1)                 # (O, N*OH*OW)
+    return (gy_rows @ cols.T).reshape(weight_shape)                   # (O, N*OH*OW) @ (N*OH*OW, K)
 
-    where each shifted_ij is a view: nothing is copied. im2col writes kh*kw
-    copies of the image to memory and reads them back once; that pays off when
-    the product does a lot of work per copied number (many output channels),
-    but not for a layer with few outputs and a large kernel, such as the
-    11x11 head of SlidingWindow.to_fcn(), where this loop reads the same small
-    padded image, which stays in cache, kh*kw times instead.
+
+# ----------------------------------------------------------------- which kernels run
+def fast(array) -> bool:
+    """True where the fast path runs: on the CPU, unless USE_FAST_PATH is switched off.
+
+    Its bands are sized for a CPU's cache; a GPU is better served by the one
+    big product of the textbook form.
     """
-    xp = backend.get_array_module(x)
-    n, c = x.shape[:2]
-    o, _, kh, kw = w.shape
-    flat = pad_image(x, plan.padding, wide=True).reshape(n, c, -1)      # (N, C, (Hp+1)*Wp)
-    length = plan.rows * plan.cols                                       # L = OH * Wp
-    y_grid = xp.zeros((n, o, length), dtype=x.dtype)                     # (N, O, L)
-    for i in range(kh):
-        for j in range(kw):
-            start = i * plan.cols + j                                    # the tap's shift
-            for sample in range(n):
-                y_grid[sample] += w[:, :, i, j] @ flat[sample, :, start:start + length]  # (O, C) @ (C, L)
-    return y_grid.reshape(n, o, plan.rows, plan.cols)[..., :plan.out_w].copy()   # (N, O, OH, OW)
+    return USE_FAST_PATH and backend.device_of(array) == "cpu"
+
+
+def conv_forward(x, w, stride: tuple, padding: tuple):
+    """y = conv(x, w), by the fast path or the textbook kernel."""
+    if fast(x):
+        return fast_conv.conv_forward(x, w, stride, padding)
+    return textbook_forward(x, w, stride, padding)
 
 
 def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
-    """gx = conv's adjoint in x: (N, O, OH, OW), (O, C, kh, kw) -> input_shape (N, C, H, W)."""
-    xp = backend.get_array_module(gy)
-    o, c, kh, kw = w.shape
-    plan = ColumnPlan(input_shape, (kh, kw), stride, padding, gy.itemsize)
-    w_cols = w.reshape(o, plan.depth).T                                  # (K, O)
-    gy_buffer = plan.buffer(xp, o, gy.dtype, zero=True)                  # (O, n*L)
-    gcols_buffer = plan.buffer(xp, plan.depth, gy.dtype)                 # (K, n*L)
-    gx = xp.empty(input_shape, dtype=gy.dtype)                           # (N, C, H, W)
-    for start, stop in plan.chunks:
-        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (O, n*L)
-        gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, n*L)
-        gx[start:stop] = plan.images(gcols, stop - start)
-    return gx
+    """dL/dx of conv (and the transpose convolution's forward)."""
+    if fast(gy):
+        return fast_conv.conv_input_grad(gy, w, input_shape, stride, padding)
+    return textbook_input_grad(gy, w, input_shape, stride, padding)
 
 
 def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
-    """gw = conv's adjoint in w: (N, O, OH, OW), (N, C, H, W) -> weight_shape (O, C, kh, kw)."""
-    xp = backend.get_array_module(gy)
-    o, c, kh, kw = weight_shape
-    plan = ColumnPlan(x.shape, (kh, kw), stride, padding, x.itemsize)
-    cols_buffer = plan.buffer(xp, plan.depth, x.dtype)                   # (K, n*L)
-    gy_buffer = plan.buffer(xp, o, gy.dtype, zero=True)                  # (O, n*L)
-    gw_t = xp.zeros((plan.depth, o), dtype=gy.dtype)                     # (K, O) = gw^T
-    for start, stop in plan.chunks:
-        cols = plan.columns(x[start:stop], cols_buffer)                  # (K, n*L)
-        gy_grid = plan.widen(gy[start:stop], gy_buffer)                  # (O, n*L)
-        # gw += gy @ cols^T, computed as its transpose cols @ gy^T: the same
-        # numbers, but BLAS splits a (K, n*L) @ (n*L, O) product far better
-        # across threads than the long, thin (O, n*L) @ (n*L, K) one.
-        gw_t += cols @ gy_grid.T                                         # (K, n*L) @ (n*L, O)
-    return gw_t.T.reshape(weight_shape)
+    """dL/dw of conv."""
+    if fast(gy):
+        return fast_conv.conv_weight_grad(gy, x, weight_shape, stride, padding)
+    return textbook_weight_grad(gy, x, weight_shape, stride, padding)
+
+
+def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
+    """(dL/dx or None, dL/dw or None); the fast path computes both in one pass over gy."""
+    if fast(gy):
+        return fast_conv.conv_backward(gy, x, w, stride, padding, need_input, need_weight)
+    gx = textbook_input_grad(gy, w, x.shape, stride, padding) if need_input else None
+    gw = textbook_weight_grad(gy, x, w.shape, stride, padding) if need_weight else None
+    return gx, gw
 
 
 # ----------------------------------------------------------------- autograd operators
@@ -197,8 +132,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         y += bias.data.reshape(1, o, 1, 1)
 
     def backward(gy):                                                    # gy: (N, O, OH, OW)
-        gx = conv_input_grad(gy, weight.data, x.shape, stride, padding) if x.requires_grad else None
-        gw = conv_weight_grad(gy, x.data, weight.shape, stride, padding) if weight.requires_grad else None
+        gx, gw = conv_backward(gy, x.data, weight.data, stride, padding,
+                               x.requires_grad, weight.requires_grad)
         gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
         return gx, gw, gb                                                # (N,C,H,W), (O,C,kh,kw), (O,)
 

@@ -54,7 +54,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 
     def backward(gy):                                        # gy: (N, C, OH, OW)
         # col2im's tap loop, writing each window's gradient straight onto the image
-        padded = padded_zeros(xp, x.shape, padding, False, gy.dtype)     # (N, C, Hp, Wp)
+        padded = padded_zeros(xp, x.shape, padding, gy.dtype)     # (N, C, Hp, Wp)
         targets = window_view(padded, kernel, stride, y.shape[2:], writeable=True)
         unclaimed = xp.ones(y.shape, dtype=bool)             # window's max not yet found
         for i, j in taps:

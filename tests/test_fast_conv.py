@@ -1,0 +1,118 @@
+"""The fast convolution (tinyseg/functional/fast_conv.py) equals the textbook one (conv.py).
+
+Every kernel of the fast path is checked against the textbook im2col form in
+float64 on drawn shapes: strides above and below the kernel (stride phases),
+padding, non-square kernels, and bands so small that a sample splits into
+several, the last one ragged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from strategies import ConvConfig, conv_configs, normal_arrays
+from tinyseg.functional import conv as textbook
+from tinyseg.functional import fast_conv
+
+STRIDE_ABOVE_KERNEL = ConvConfig(2, 2, 3, 9, 8, (2, 1), (4, 3), (0, 1))
+ONE_PIXEL = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
+TOLERANCE = dict(rtol=1e-10, atol=1e-10)
+
+# bands: (BAND_BYTES, MIN_BAND_COLUMNS); (1, 1) gives one output row per band
+band_settings = st.sampled_from([(1, 1), (200, 7), (fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS)])
+
+
+@contextlib.contextmanager
+def band_setting(setting):
+    """fast_conv's (BAND_BYTES, MIN_BAND_COLUMNS) set to `setting` inside the block."""
+    saved = fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS
+    fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS = setting
+    try:
+        yield
+    finally:
+        fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=conv_configs(), bands=band_settings, data=st.data())
+@example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), data=None)
+@example(cfg=ONE_PIXEL, bands=(1, 1), data=None)
+def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, data):
+    """forward, input gradient, weight gradient and the fused backward, all four."""
+    with band_setting(bands):
+        check_fast_against_textbook(cfg, data)
+
+
+def check_fast_against_textbook(cfg, data):
+    if data is None:                                       # the @example cases
+        rng = np.random.default_rng(0)
+        x, w = rng.standard_normal(cfg.input_shape), rng.standard_normal(cfg.weight_shape)
+        gy = rng.standard_normal(cfg.output_shape)
+    else:
+        x = data.draw(normal_arrays(cfg.input_shape))
+        w = data.draw(normal_arrays(cfg.weight_shape))
+        gy = data.draw(normal_arrays(cfg.output_shape))
+    s, p = cfg.stride, cfg.padding
+    np.testing.assert_allclose(fast_conv.conv_forward(x, w, s, p),
+                               textbook.textbook_forward(x, w, s, p), **TOLERANCE)
+    expected_gx = textbook.textbook_input_grad(gy, w, x.shape, s, p)
+    expected_gw = textbook.textbook_weight_grad(gy, x, w.shape, s, p)
+    np.testing.assert_allclose(fast_conv.conv_input_grad(gy, w, x.shape, s, p), expected_gx, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.conv_weight_grad(gy, x, w.shape, s, p), expected_gw, **TOLERANCE)
+    gx, gw = fast_conv.conv_backward(gy, x, w, s, p)
+    np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
+    np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 2), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2),
+       pw=st.integers(0, 2), data=st.data())
+def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, pw, data):
+    """Few outputs, many inputs: the fast forward sums kernel taps instead of building columns."""
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    assert o * fast_conv.FEW_OUTPUTS <= c                  # conv_forward takes the tap sum here
+    x = data.draw(normal_arrays((n, c, h, w)))
+    weight = data.draw(normal_arrays((o, c, kh, kw)))
+    expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw))
+    bands = fast_conv.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
+    np.testing.assert_allclose(fast_conv.conv_forward_by_taps(x, weight, bands), expected, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.conv_forward(x, weight, (1, 1), (ph, pw)), expected, **TOLERANCE)
+
+
+def test_bands_cover_every_output_row_once():
+    with band_setting((1, 5)):                             # 5 columns, Wq = 7: one row per band
+        bands = fast_conv.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)
+    assert bands.bands == [(r, r + 1) for r in range(6)]
+    with band_setting((1, 15)):                            # two rows per band
+        bands = fast_conv.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
+    assert bands.bands == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_stride_phases_hold_every_pixel_once():
+    """split puts each pixel of the padded image in exactly one phase; merge undoes it."""
+    image = np.arange(2 * 5 * 7, dtype=float).reshape(2, 5, 7) + 1
+    bands = fast_conv.Bands((1, 2, 5, 7), (3, 3), (2, 3), (1, 2), 8)
+    phases = bands.phase_buffer(np, 2, image.dtype)
+    bands.split(image, phases)
+    assert phases.shape[0] == 6 and sorted(phases[phases != 0].tolist()) == sorted(image.ravel().tolist())
+    back = np.zeros_like(image)
+    bands.merge(phases, back)
+    np.testing.assert_array_equal(back, image)
+
+
+def test_the_operators_take_the_fast_path_on_the_cpu(monkeypatch):
+    """conv.py's kernels call fast_conv for NumPy arrays, and the textbook form when switched off."""
+    calls = []
+    monkeypatch.setattr(fast_conv, "conv_forward", lambda *args: calls.append("fast") or "fast")
+    x, w = np.zeros((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
+    assert textbook.conv_forward(x, w, (1, 1), (0, 0)) == "fast"
+    monkeypatch.setattr(textbook, "USE_FAST_PATH", False)
+    assert textbook.conv_forward(x, w, (1, 1), (0, 0)).shape == (1, 1, 2, 2)
+    assert calls == ["fast"]

@@ -1,0 +1,264 @@
+"""The fast convolution: the textbook's im2col, one cache-sized band at a time.
+
+Read tinyseg/functional/conv.py first: there the convolution is the textbook
+im2col, one matrix product, col2im. This module computes exactly the same
+numbers (the tests check it against that form on drawn shapes) but arranges
+the work for a CPU whose memory is slow next to its arithmetic: on the
+2-core machine the project is measured on, a float32 matrix product runs at
+about 150 GFLOP/s while a plain array copy moves only about 7.5 GB/s.
+
+The textbook form writes the whole column matrix (kh*kw copies of the image:
+300 MB for a batch of 8 64-channel 128x128 images) to memory and reads it
+back for the product. Memory traffic, not arithmetic, then sets the pace.
+Three tricks remove that traffic; together they buy 1.3x to 2x on the
+convolutions of benchmarks/bench_ops.py (see its table in the README).
+
+1. Bands. The columns of one sample are built for a band of output rows at
+   a time, a block of about BAND_BYTES that stays in the CPU's cache, and
+   multiplied at once: each number is copied into cache and read from cache,
+   and only the image and the output ever travel to and from memory.
+
+2. Contiguous taps (a "wide" grid). Output pixels are computed on rows as
+   wide as the padded image, Wp instead of OW, so that for a kernel tap
+   (i, j) the band's columns are ONE contiguous run of the flattened padded
+   image: a tap is a single slice copy, not OH short row copies. The few junk
+   columns past the output's right edge are dropped from the output and
+   get zero gradient.
+
+3. Stride phases. A stride-s convolution reads every s-th pixel, which
+   breaks the contiguous runs. Split the padded image into its s_h * s_w
+   phases, phase (a, b) = padded[a::s_h, b::s_w]; tap (i, j) then reads
+   phase (i % s_h, j % s_w) at offset (i // s_h, j // s_w), one pixel per
+   output pixel, so inside a phase the strided convolution is a stride-1 one
+   and trick 2 applies. Splitting costs one pass over the image, the same
+   as padding it (for stride 1 the only phase IS the padded image).
+
+Backward runs the same bands: the input gradient multiplies W^T with the
+band of dL/dy and adds each tap's rows back onto its phase (col2im, in
+cache), the weight gradient adds cols @ gy^T band by band; conv_backward
+does both in one pass so that each band of dL/dy is prepared once.
+
+4. Few outputs: no columns at all. For a layer with few output channels and
+   a large kernel (the 11x11 head of SlidingWindow.to_fcn(), 4 outputs from
+   16 channels), a product does little work per copied number. Then
+   conv_forward_by_taps sums W[:, :, i, j] (O, C) @ shifted view (C, L) over
+   the kh*kw taps, reading the one padded image, which stays in cache, kh*kw
+   times; nothing is copied.
+
+Row order inside a band's columns is (tap, channel), not im2col's (channel,
+tap): each tap's C rows are then one contiguous block. The weight matrix
+is permuted to match once per call (O x C*kh*kw numbers, tiny).
+
+These are CPU tricks (a GPU has no such cache to fit): conv.py uses this
+module for NumPy arrays and the textbook form for CuPy arrays, although
+the code here runs unchanged on both.
+"""
+
+from __future__ import annotations
+
+from tinyseg import backend
+from tinyseg.im2col import output_size
+
+FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels
+BAND_BYTES = 2 * 2**20      # a band's columns, about: fits the shared cache with room for the rest
+MIN_BAND_COLUMNS = 2048     # but at least this many columns, so that Python's per-call cost stays small
+
+
+class Bands:
+    """The geometry of one convolution on its stride phases, and its bands of output rows.
+
+    image (N, C, H, W), kernel (kh, kw), stride (sh, sw), padding (ph, pw).
+    Each of the sh*sw phases of the padded image is stored flat, as
+    (rows, width) = (Hq + 1, Wq) with Wq = ceil(Wp / sw): one spare zero row
+    at the bottom, so the junk windows of the last rows stay inside.
+    Output pixel (y, x) is column y * Wq + x of a phase's flat grid; tap (i, j)
+    reads its phase at that column plus shift(i, j) = (i // sh) * Wq + j // sw.
+    """
+
+    def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
+        n, c, h, w = image_shape
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
+        self.out_h = output_size(h, kh, sh, ph)                          # OH
+        self.out_w = output_size(w, kw, sw, pw)                          # OW
+        self.width = -(-(w + 2 * pw) // sw)                              # Wq
+        self.rows = -(-(h + 2 * ph) // sh) + 1                           # Hq + 1 spare row
+        self.phases = sh * sw
+        self.taps = [((i % sh) * sw + j % sw, (i // sh) * self.width + j // sw)
+                     for i in range(kh) for j in range(kw)]             # (phase, shift) per tap
+        self.depth = c * kh * kw                                         # K
+        band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
+        self.band_rows = max(1, min(self.out_h, band_columns // self.width))
+        self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
+
+    def phase_slices(self):
+        """For each phase (a, b): (its index, slices into the phase grid, slices into the image).
+
+        phase[a, b][r, q] = padded[r * sh + a, q * sw + b] = image[r * sh + a - ph, q * sw + b - pw]
+        """
+        n, c, h, w = self.image_shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        found = []
+        for a in range(sh):
+            for b in range(sw):
+                r0, q0 = -(-(ph - a) // sh), -(-(pw - b) // sw)          # first rows/cols inside the image
+                y0, x0 = r0 * sh + a - ph, q0 * sw + b - pw
+                nr, nq = len(range(y0, h, sh)), len(range(x0, w, sw))
+                if nr and nq:
+                    found.append((a * sw + b, (slice(r0, r0 + nr), slice(q0, q0 + nq)),
+                                  (slice(y0, h, sh), slice(x0, w, sw))))
+        return found
+
+    def phase_buffer(self, xp, channels: int, dtype):
+        """Zeros for one sample's phases: (phases, C, rows, Wq)."""
+        return xp.zeros((self.phases, channels, self.rows, self.width), dtype=dtype)
+
+    def split(self, image, phases) -> None:
+        """Copy one (C, H, W) image into its phases (padding and spare rows stay zero)."""
+        for p, (rows, cols), (ys, xs) in self.phase_slices():
+            phases[p, :, rows, cols] = image[:, ys, xs]
+
+    def merge(self, phases, image) -> None:
+        """Copy the image part of one sample's phases back into a (C, H, W) image."""
+        for p, (rows, cols), (ys, xs) in self.phase_slices():
+            image[:, ys, xs] = phases[p, :, rows, cols]
+
+    def columns(self, flat, band: tuple, buffer):
+        """The band's columns (K, L) in (tap, channel) row order, from flat phases (P, C, rows*Wq)."""
+        c = flat.shape[1]
+        start, length = band[0] * self.width, (band[1] - band[0]) * self.width
+        cols = buffer[:, :length]
+        for t, (p, shift) in enumerate(self.taps):                        # one slice copy per tap
+            cols[t * c:(t + 1) * c] = flat[p, :, start + shift:start + shift + length]
+        return cols
+
+    def add_columns(self, gcols, band: tuple, flat) -> None:
+        """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""
+        c = flat.shape[1]
+        start, length = band[0] * self.width, gcols.shape[1]
+        for t, (p, shift) in enumerate(self.taps):
+            flat[p, :, start + shift:start + shift + length] += gcols[t * c:(t + 1) * c]
+
+    def widen(self, gy_sample, band: tuple, buffer):
+        """dL/dy of one sample's band, (O, R, OW) -> (O, R * Wq) with zeros in the junk columns."""
+        o = gy_sample.shape[0]
+        r0, r1 = band
+        grid = buffer[:, :(r1 - r0) * self.width]
+        grid.reshape(o, r1 - r0, self.width)[:, :, :self.out_w] = gy_sample[:, r0:r1]
+        return grid
+
+
+def tap_major(w):
+    """(O, C, kh, kw) weight -> (O, kh*kw*C) matrix whose columns follow the bands' (tap, channel) rows."""
+    o = w.shape[0]
+    return w.transpose(0, 2, 3, 1).reshape(o, -1)
+
+
+def conv_forward(x, w, stride: tuple, padding: tuple):
+    """y = conv(x, w): (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW), band by band."""
+    xp = backend.get_array_module(x)
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    bands = Bands(x.shape, (kh, kw), stride, padding, x.itemsize)
+    if tuple(stride) == (1, 1) and o * FEW_OUTPUTS <= c:
+        return conv_forward_by_taps(x, w, bands)
+    w_rows = tap_major(w)                                                # (O, K)
+    phases = bands.phase_buffer(xp, c, x.dtype)                          # (P, C, rows, Wq)
+    flat = phases.reshape(bands.phases, c, -1)                           # (P, C, rows*Wq)
+    cols_buffer = xp.empty((bands.depth, bands.band_rows * bands.width), dtype=x.dtype)
+    out_buffer = xp.empty((o, bands.band_rows * bands.width), dtype=x.dtype)
+    y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
+    for sample in range(n):
+        bands.split(x[sample], phases)
+        for r0, r1 in bands.bands:
+            cols = bands.columns(flat, (r0, r1), cols_buffer)             # (K, L)
+            out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
+            y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
+    return y
+
+
+def conv_forward_by_taps(x, w, bands: Bands):
+    """Stride-1 y = conv(x, w) as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
+
+    Trick 4 above: y_grid = sum over taps (i, j) of W[:, :, i, j] @ flat[:, shift_ij : shift_ij + L],
+    with L = OH * Wq the sample's whole grid; no column buffer.
+    """
+    xp = backend.get_array_module(x)
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    phases = bands.phase_buffer(xp, c, x.dtype)                          # (1, C, rows, Wq)
+    flat = phases.reshape(c, -1)                                         # (C, rows*Wq)
+    length = bands.out_h * bands.width                                   # L
+    y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    for sample in range(n):
+        bands.split(x[sample], phases)
+        y_grid = xp.zeros((o, length), dtype=x.dtype)                    # (O, L)
+        for (i, j), (_, shift) in zip(taps, bands.taps):
+            y_grid += w[:, :, i, j] @ flat[:, shift:shift + length]       # (O, C) @ (C, L)
+        y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
+    return y
+
+
+def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
+                  need_weight: bool = True):
+    """(dL/dx, dL/dw) of y = conv(x, w), either None when not needed; one pass over the bands.
+
+    gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw). `x` is only read when
+    the weight gradient is needed (conv_input_grad passes None).
+    """
+    xp = backend.get_array_module(gy)
+    input_shape = x.shape if x is not None else None
+    return _backward(xp, gy, x, w, input_shape, stride, padding, need_input, need_weight)
+
+
+def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
+    """dL/dx of conv, (N, O, OH, OW) -> input_shape: also the transpose convolution's forward."""
+    xp = backend.get_array_module(gy)
+    return _backward(xp, gy, None, w, tuple(input_shape), stride, padding, True, False)[0]
+
+
+def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
+    """dL/dw of conv, (N, O, OH, OW), (N, C, H, W) -> weight_shape (O, C, kh, kw)."""
+    xp = backend.get_array_module(gy)
+    w = xp.empty(weight_shape, dtype=gy.dtype)                           # only its shape is read
+    return _backward(xp, gy, x, w, x.shape, stride, padding, False, True)[1]
+
+
+def _backward(xp, gy, x, w, input_shape, stride, padding, need_input, need_weight):
+    n, c = input_shape[:2]
+    o, _, kh, kw = w.shape
+    bands = Bands(input_shape, (kh, kw), stride, padding, gy.itemsize)
+    band_width = bands.band_rows * bands.width
+    gy_buffer = xp.zeros((o, band_width), dtype=gy.dtype)                # junk columns stay zero
+    gx = gw_t = None
+    if need_input:
+        w_cols = tap_major(w).T                                          # (K, O)
+        gcols_buffer = xp.empty((bands.depth, band_width), dtype=gy.dtype)
+        gphases = bands.phase_buffer(xp, c, gy.dtype)                    # (P, C, rows, Wq)
+        gflat = gphases.reshape(bands.phases, c, -1)
+        gx = xp.empty(input_shape, dtype=gy.dtype)                       # (N, C, H, W)
+    if need_weight:
+        phases = bands.phase_buffer(xp, c, x.dtype)
+        flat = phases.reshape(bands.phases, c, -1)
+        cols_buffer = xp.empty((bands.depth, band_width), dtype=x.dtype)
+        gw_t = xp.zeros((bands.depth, o), dtype=gy.dtype)                # (K, O), tap-major rows
+    for sample in range(n):
+        if need_input:
+            gphases.fill(0)
+        if need_weight:
+            bands.split(x[sample], phases)
+        for band in bands.bands:
+            gy_grid = bands.widen(gy[sample], band, gy_buffer)           # (O, L)
+            if need_input:
+                gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, L)
+                bands.add_columns(gcols, band, gflat)
+            if need_weight:
+                cols = bands.columns(flat, band, cols_buffer)            # (K, L)
+                gw_t += cols @ gy_grid.T                                 # (K, L) @ (L, O)
+        if need_input:
+            bands.merge(gphases, gx[sample])
+    gw = None
+    if need_weight:                                                      # (kh, kw, C, O) -> (O, C, kh, kw)
+        gw = gw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1).copy()
+    return gx, gw
