@@ -61,7 +61,7 @@ from tinyseg import backend, optim  # noqa: E402
 from tinyseg.models import build_model  # noqa: E402
 from common import (gpu_stamp, growth_exponent, library_versions, lookup,  # noqa: E402
                     machine_stamp, median_ms, peak_extra_mib, peak_rss_growth_mib, progress,
-                    repeats_within, threads_stamp, torch)
+                    repeats_within, settle, threads_stamp, torch)
 from report import markdown  # noqa: E402
 
 if torch is not None:
@@ -353,6 +353,7 @@ def unet_step(size: int = 128, batch: int = 8, repeat: int = 5, use_torch: bool 
             median_ms(runs[fw], repeat=1, warmup=0, sync=syncs[fw])
         for _ in progress(range(repeat), desc=f"U-Net step {variant} {device}", unit="step", leave=False):
             for fw in frameworks:                                 # alternate: the same machine load
+                settle()                                          # the other one's threads go idle
                 times[fw].append(median_ms(runs[fw], repeat=1, warmup=0, sync=syncs[fw]))
         entry = {f"{fw}_ms": statistics.median(times[fw]) for fw in frameworks}
         if len(frameworks) == 2:

@@ -12,8 +12,9 @@ For the convolutions, `of_gemm` compares that GFLOP/s with one plain NumPy
 matrix product of the forward's size, (O, C*kh*kw) @ (C*kh*kw, N*OH*OW): the
 most a convolution built on GEMM could reach on this machine (1.0 = all of it).
 
-The two frameworks alternate call by call (tinyseg, PyTorch, tinyseg, ...)
-and each reports its median, so a burst of load from elsewhere slows both.
+The two frameworks alternate call by call (tinyseg, PyTorch, tinyseg, ...),
+with a short untimed pause before each call (common.settle), and each
+reports its median, so a burst of load from elsewhere slows both.
 Set OMP_NUM_THREADS=1 to compare one thread against one thread.
 """
 
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tinyseg  # noqa: E402
 import tinyseg.functional as F  # noqa: E402
-from common import format_table, machine_stamp, peak_extra_mib, threads_stamp, torch  # noqa: E402
+from common import format_table, machine_stamp, peak_extra_mib, settle, threads_stamp, torch  # noqa: E402
 
 
 def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1):
@@ -142,6 +143,8 @@ def alternating_medians(functions: dict, repeat: int) -> dict:
     times = {name: [] for name in functions}
     for _ in range(repeat):
         for name, fn in functions.items():
+            if len(functions) > 1:
+                settle()
             start = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - start) * 1e3)

@@ -37,6 +37,21 @@ def median_ms(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
     return statistics.median(times)
 
 
+SETTLE_S = 0.15   # pause before each timed call when two frameworks alternate (see settle)
+
+
+def settle() -> None:
+    """Wait until the other framework's idle threads have stopped spinning.
+
+    After a parallel call, OpenBLAS's and PyTorch's OpenMP worker threads
+    busy-wait for new work for up to about 0.1 s. On a 2-core machine the
+    framework timed next would share the cores with them; measured here, that
+    doubled tinyseg's U-Net step right after a PyTorch step. The pause is
+    not timed.
+    """
+    time.sleep(SETTLE_S)
+
+
 def peak_extra_mib(fn) -> float:
     """Largest amount of NumPy memory fn() holds at once beyond what existed before, in MiB.
 
