@@ -31,9 +31,9 @@ def poison_loss_at_call(monkeypatch, bad_call: int) -> None:
     real_loss = train_module.training_loss
     calls = []
 
-    def poisoned(model, images, masks, config, rng):
+    def poisoned(model, images, masks, config, rng, criterion):
         calls.append(1)
-        loss = real_loss(model, images, masks, config, rng)
+        loss = real_loss(model, images, masks, config, rng, criterion)
         return loss * float("nan") if len(calls) == bad_call else loss
 
     monkeypatch.setattr(train_module, "training_loss", poisoned)

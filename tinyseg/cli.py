@@ -6,6 +6,7 @@
     python -m tinyseg predict --checkpoint runs/unet/best.npz photo.png --out masks/
     python -m tinyseg tour                           # naive vs FCN vs U-Net, measured
     python -m tinyseg complexity --size 256 256      # parameters, MACs, memory, receptive field
+    python -m tinyseg augment --out aug.png          # what --augment standard does to the data
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/last.npz (--epochs, --lr, --momentum, "
-                        "--weight-decay, --time-budget, --check-every may change; the model, data "
-                        "and counts may not)")
+                        "--weight-decay, --time-budget, --check-every, --schedule, --warmup-epochs "
+                        "may change; the model, data, counts, --loss and --class-weights may not)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run OUT already holds (without it, or --resume, "
                         "a folder with a run is refused)")
@@ -65,7 +66,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=d.scale,
                         help="folders: resize images and masks by this factor when read (e.g. 0.5)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes")
-    parser.add_argument("--no-augment", action="store_true", help="no random flips")
+    parser.add_argument("--augment", choices=["none", "flip", "standard"], default=d.augment,
+                        help="none; flip: random flips (default); standard: flips, quarter turns, "
+                        "scale 0.75-1.25 with a crop back to size, brightness and contrast")
+    parser.add_argument("--no-augment", action="store_true", help="the same as --augment none")
+    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=d.loss,
+                        help="cross-entropy, soft Dice, or their sum")
+    parser.add_argument("--schedule", choices=["none", "step", "cosine", "poly"], default=d.schedule,
+                        help="learning-rate schedule, stepped once per epoch")
+    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,
+                        help="epochs of linear learning-rate warm-up before the schedule")
+    parser.add_argument("--class-weights", default=d.class_weights,
+                        help="none; auto: from the training masks' pixel counts (median "
+                        "frequency); or one positive number per class, e.g. 1,2,5")
     parser.add_argument("--check-every", type=int, default=d.check_every,
                         help="read the loss back every N steps (fewer GPU syncs)")
     parser.add_argument("--time-budget", type=float, default=d.time_budget,
@@ -77,7 +90,7 @@ def train_config(args) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)} - {"augment", "batch_norm", "out"}
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     config.crop = list(args.crop) if args.crop else None
-    config.augment = not args.no_augment
+    config.augment = "none" if args.no_augment else args.augment
     config.batch_norm = not args.no_batch_norm
     config.out = args.out or os.path.join("runs", args.model)
     return config
@@ -160,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     complexity.add_arguments(commands.add_parser(
         "complexity", help="parameters, MACs, activation memory and receptive field of each model"))
     graph.add_arguments(commands.add_parser("graph", help="draw a model's autograd graph (Graphviz DOT)"))
+    from tinyseg.data import augment as augment_command
+    augment_command.add_arguments(commands.add_parser(
+        "augment", help="picture a few training images and masks after augmentation"))
     return parser
 
 
@@ -168,9 +184,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv or ["train"])      # no command at all: train the default
     from tinyseg import complexity, graph, tour
+    from tinyseg.data import augment as augment_command
     handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
                 "tour": tour.run, "complexity": complexity.run,
-                "graph": graph.run}
+                "graph": graph.run, "augment": augment_command.run}
     try:
         return handlers[args.command](args)
     except (CheckpointError, TrainingError, ValueError, RuntimeError, OSError, ImportError) as error:

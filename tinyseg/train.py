@@ -51,11 +51,14 @@ from tinyseg.autograd import no_grad
 from tinyseg.checkpoint import (CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint,
                                 split_prefix, write_atomically)
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, normalize, shapes_dataset
+from tinyseg.data.class_weights import class_weights_for, format_class_weights
+from tinyseg.nn.loss import make_loss
+from tinyseg.optim.lr_scheduler import make_schedule
 from tinyseg.metrics import ConfusionMatrix, format_table
 from tinyseg.models import build_model
 from tinyseg.tensor import Tensor
-from tinyseg.train_config import (TrainConfig, check_config, check_data_folder, resume_changes,
-                                  with_default_counts)
+from tinyseg.train_config import (TrainConfig, augment_policy, check_config, check_data_folder,
+                                  resume_changes, with_default_counts)
 
 RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv")
 
@@ -122,11 +125,14 @@ def pixel_loss(logits, target):
     return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
 
 
-def training_loss(model, images, masks, config: TrainConfig, rng):
-    """The loss of one batch, as the model computes it (whole images, or sampled windows)."""
+def training_loss(model, images, masks, config: TrainConfig, rng, criterion=pixel_loss):
+    """The loss of one batch, as the model computes it (whole images, or sampled windows).
+
+    criterion: the --loss module (make_loss), with the class weights; pixel_loss by default.
+    """
     x = Tensor(images, device=config.device)                     # (B, C, H, W)
     target = backend.to_device(masks, config.device)             # (B, H, W)
-    return model.training_loss(x, target, pixel_loss, rng)
+    return model.training_loss(x, target, criterion, rng)
 
 
 def has_labels(masks: np.ndarray) -> bool:
@@ -172,7 +178,7 @@ def check_losses(steps_and_losses: list, model, epoch: int) -> list:
 
 def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
                     show_progress: bool = True, deadline: float = math.inf,
-                    normalization: dict | None = None) -> float | None:
+                    normalization: dict | None = None, criterion=pixel_loss) -> float | None:
     """One pass over the training data; returns the mean loss (None if no step had labels).
 
     Stops with TrainingError on a NaN/inf loss or weights, naming the step.
@@ -187,7 +193,7 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
     pending = []                                # (step, loss) not yet read back from the device
     for step, (images, masks) in enumerate(bar):
         if has_labels(masks):
-            loss = training_loss(model, normalized(images, normalization), masks, config, rng)
+            loss = training_loss(model, normalized(images, normalization), masks, config, rng, criterion)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -201,7 +207,7 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
             count += len(values)
             if hasattr(bar, "set_postfix"):
                 rate = images_seen / (time.perf_counter() - start)
-                bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.1f}")
+                bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.lr:.3g}", img_s=f"{rate:.1f}")
         if out_of_time:
             break
     return total / count if count else None
@@ -242,7 +248,8 @@ def evaluate(model, dataset, device: str, batch_size: int = 16, normalization: d
 
 # ----------------------------------------------------------------- checkpoints and history
 def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch: int, class_names,
-                             rng, best_miou: float, history: list, normalization: dict | None) -> None:
+                             rng, best_miou: float, history: list, normalization: dict | None,
+                             scheduler=None, class_weights=None) -> None:
     """Write a resumable checkpoint, refusing weights that hold inf or NaN."""
     model_arrays = model.state_dict()
     bad = [name for name, value in model_arrays.items() if not np.isfinite(value).all()]
@@ -253,7 +260,9 @@ def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch:
     arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
     meta = dict(model_config=model.config, train_config=asdict(config), epoch=epoch,
                 class_names=list(class_names), rng_state=rng.bit_generator.state,
-                best_miou=best_miou, history=history, normalization=normalization)
+                best_miou=best_miou, history=history, normalization=normalization,
+                lr_scheduler=None if scheduler is None else scheduler.state_dict(),
+                class_weights=class_weights)
     save_checkpoint(path, arrays, meta)
 
 
@@ -317,6 +326,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     """
     check_config(config)
     config = with_default_counts(config)
+    config.augment = augment_policy(config.augment)
     backend.check_device(config.device)
     prepare_out(config.out, resume, overwrite, log)
     last_path = os.path.join(config.out, "last.npz")
@@ -334,13 +344,21 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     model = build_model(model_config(config, train_set.in_channels, train_set.num_classes))
     model.to(config.device)
     optimizer = make_optimizer(config, list(model.parameters()))
+    scheduler = make_schedule(optimizer, config.schedule, config.epochs, config.warmup_epochs)
     if resume:
         start_epoch, best_miou, history, normalization = resume_from(last_path, checkpoint, model,
                                                                      optimizer, config, rng, log)
         log(f"resumed from {last_path} after epoch {start_epoch}" + "".join(
             f"; {name} {stored!r} -> {given!r}" for name, stored, given in changes))
+        resume_schedule(scheduler, checkpoint[1].get("lr_scheduler"), start_epoch, log)
+        class_weights = checkpoint[1].get("class_weights")
     else:
         normalization = channel_normalization(train_set)
+        class_weights = class_weights_for(config.class_weights, train_set)
+    if class_weights is not None:
+        log("class weights (--class-weights " + config.class_weights + "):\n" + format_class_weights(
+            train_set.class_names, class_weights, train_set.class_pixel_counts()))
+    criterion = make_loss(config.loss, class_weights, IGNORE_INDEX).to(config.device)
     loader = make_loader(train_set, config)
     n_params = sum(p.size for p in model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "
@@ -357,18 +375,21 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
             break
         started = time.perf_counter()
         loader.set_epoch(epoch)
+        lr = optimizer.lr                         # this epoch's rate
         train_loss = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
-                                     deadline, normalization)
+                                     deadline, normalization, criterion)
+        if scheduler is not None:
+            scheduler.step()                      # the next epoch's rate, saved with this epoch
         seconds = time.perf_counter() - started
         metrics = evaluate(model, val_set, config.device, normalization=normalization)
-        history.append(history_row(epoch, train_loss, metrics, seconds))
-        log(f"epoch {epoch + 1:3d}/{config.epochs}  train loss {format_loss(train_loss)}  val loss "
+        history.append(history_row(epoch, train_loss, metrics, seconds, lr))
+        log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  val loss "
             f"{metrics['loss']:.4f}  val mIoU {metrics['mean_iou']:.4f}  pixel acc "
             f"{metrics['pixel_accuracy']:.4f}  ({seconds:.1f} s, {len(train_set) / seconds:.1f} img/s)")
         improved = metrics["mean_iou"] > best_miou
         best_miou = max(best_miou, metrics["mean_iou"])
         saved = (model, optimizer, config, epoch + 1, train_set.class_names, rng, best_miou, history,
-                 normalization)
+                 normalization, scheduler, class_weights)
         if improved:                    # best first: a kill before last.npz replays this epoch
             save_training_checkpoint(best_path, *saved)
         save_training_checkpoint(last_path, *saved)
@@ -406,8 +427,8 @@ def make_loader(train_set, config: TrainConfig) -> DataLoader:
                       augment=config.augment, crop=crop)
 
 
-def history_row(epoch: int, train_loss, metrics: dict, seconds: float) -> dict:
-    return dict(epoch=epoch + 1, train_loss=None if train_loss is None else round(train_loss, 6),
+def history_row(epoch: int, train_loss, metrics: dict, seconds: float, lr: float) -> dict:
+    return dict(epoch=epoch + 1, lr=lr, train_loss=None if train_loss is None else round(train_loss, 6),
                 val_loss=round(metrics["loss"], 6), val_miou=round(metrics["mean_iou"], 6),
                 val_pixel_acc=round(metrics["pixel_accuracy"], 6), seconds=round(seconds, 2))
 
@@ -439,6 +460,27 @@ def resume_from(path: str, checkpoint: tuple, model, optimizer, config: TrainCon
     rng.bit_generator.state = meta["rng_state"]
     history = resumed_history(os.path.dirname(path), meta, log)
     return meta["epoch"], meta["best_miou"], history, meta.get("normalization")
+
+
+def resume_schedule(scheduler, state, start_epoch: int, log) -> None:
+    """Continue the schedule where the checkpoint left it; rebuild it if its settings changed.
+
+    A saved state of the same schedule is loaded (the exact rate). Otherwise
+    (--schedule, --warmup-epochs or --epochs changed, or an older checkpoint)
+    the new schedule is stepped start_epoch times, as if it had run from the start.
+    """
+    if scheduler is None:
+        return
+    if state is not None:
+        try:
+            scheduler.load_state_dict(state)
+            return
+        except ValueError:
+            pass
+    for _ in range(start_epoch):
+        scheduler.step()
+    log(f"note: the learning-rate schedule changed; it goes on from epoch {start_epoch} "
+        f"(lr {scheduler.optimizer.lr:.3g})")
 
 
 def resumed_history(out: str, meta: dict, log) -> list:

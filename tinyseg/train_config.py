@@ -12,7 +12,9 @@ A checkpoint stores the settings it was trained with. Resuming a run
 (`--resume`) may change how the rest of the run goes (the learning rate, the
 number of epochs, the time budget), but not what the weights mean: the model's
 shape, the data, the classes, the image size and the counts are fixed, and
-`resume_changes` refuses a run that asks to change them.
+`resume_changes` refuses a run that asks to change them. The loss and the
+class weights are fixed too (they decide what was being learned); the
+schedule, its warm-up and the epochs may change (the schedule is rebuilt).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
+
+from tinyseg.data.augment import POLICIES
+from tinyseg.data.class_weights import parse_class_weights
+from tinyseg.nn.loss import LOSSES
+from tinyseg.optim.lr_scheduler import SCHEDULES
 
 SHAPES_TRAIN_COUNT = 800          # the built-in data's default sizes
 SHAPES_VAL_COUNT = 64
@@ -51,18 +58,23 @@ class TrainConfig:
     train_count: int | None = None    # shapes: 800 training images; folders: every training pair
     val_count: int | None = None      # shapes: 64; folders: this many set aside (default 20%)
     classes: int | None = None        # number of classes (folders: else read from the masks)
-    augment: bool = True
+    augment: str = "flip"             # none | flip | standard (data/augment.py)
     crop: list | None = None          # [H, W]: train on random crops of this size
     scale: float = 1.0                # folders: resize every image and mask by this factor
     windows_per_image: int = 256      # naive model: windows sampled per image per step
     check_every: int = 1              # read the loss (a device->host copy) every this many steps
     time_budget: float = 0.0          # seconds of training (0: no limit); stops mid-epoch when spent
+    # loss and learning rate
+    loss: str = "ce"                  # ce | dice | ce+dice (nn/loss.py)
+    schedule: str = "none"            # none | step | cosine | poly (optim/lr_scheduler.py), per epoch
+    warmup_epochs: int = 0            # epochs of linear warm-up before the schedule
+    class_weights: str = "none"       # none | auto (from the training masks) | "1,2,5" (one per class)
 
 
 # Settings a resumed run may not change: they decide what the saved weights mean.
 FIXED_ON_RESUME = ("model", "data", "seed", "batch_size", "optimizer", "base_channels", "depth",
                    "width", "window", "down", "batch_norm", "size", "train_count", "val_count",
-                   "classes", "crop", "scale", "windows_per_image")
+                   "classes", "crop", "scale", "windows_per_image", "loss", "class_weights")
 
 
 def option(name: str) -> str:
@@ -102,6 +114,14 @@ def check_config(config: TrainConfig) -> None:
             check_number(name, getattr(config, name), 1, integer=True)
     if config.classes is not None:
         check_number("classes", config.classes, 2, integer=True)
+    check_choice("loss", config.loss, LOSSES)
+    check_choice("schedule", config.schedule, SCHEDULES)
+    check_choice("augment", augment_policy(config.augment), POLICIES)
+    check_number("warmup_epochs", config.warmup_epochs, 0, integer=True)
+    if config.warmup_epochs and config.warmup_epochs >= config.epochs:
+        raise ValueError(f"--warmup-epochs ({config.warmup_epochs}) must be smaller than --epochs "
+                         f"({config.epochs})")
+    check_class_weights_text(config.class_weights, config.classes)
     if config.window % 2 == 0:
         raise ValueError(f"--window must be odd (a window centred on its pixel), got {config.window}")
     if config.crop is not None:
@@ -116,6 +136,34 @@ def check_config(config: TrainConfig) -> None:
     if config.train_count is not None:
         raise ValueError("--train-count applies to the built-in shapes data; a folder trains on "
                          f"every training pair it holds (got --train-count {config.train_count})")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """ValueError naming the option unless value is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{option(name)} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_class_weights_text(text, classes: int | None) -> None:
+    """--class-weights: none, auto or comma-separated numbers (checked now if --classes is known).
+
+    The count is checked against the data's classes once they are read
+    (data/class_weights.py); here only what needs no data.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"--class-weights must be none, auto or numbers like 1,2,5, got {text!r}")
+    if text in ("none", "auto"):
+        return
+    parse_class_weights(text, classes if classes is not None else len(text.split(",")))
+
+
+def augment_policy(value) -> str:
+    """An augment setting as a policy: old checkpoints stored True/False for "flip"/"none"."""
+    if value is True:
+        return "flip"
+    if value is False:
+        return "none"
+    return value
 
 
 def check_data_folder(path: str) -> None:
@@ -153,6 +201,8 @@ def resume_changes(saved: dict, config: TrainConfig, path: str) -> list:
     for field in fields(TrainConfig):
         stored = saved.get(field.name, getattr(defaults, field.name))
         given = getattr(config, field.name)
+        if field.name == "augment":
+            stored, given = augment_policy(stored), augment_policy(given)
         if isinstance(stored, tuple):
             stored = list(stored)
         if isinstance(given, tuple):

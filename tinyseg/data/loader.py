@@ -17,11 +17,15 @@ calls `loader.set_epoch(5)` (or `load_state_dict` with the saved state) and
 sees exactly the batches the uninterrupted run would have seen. The epoch
 counter moves on by one each time a pass over the loader completes.
 
-Augmentation (augment=True): each example is flipped left-right with
-probability 1/2 and upside-down with probability 1/2. A flip moves every
-pixel, so the mask is flipped with its image, or the labels would no longer
-sit on the pixels they describe. Flips do not change what a shape IS, so
-the model learns that a disc upside-down is still a disc.
+Augmentation (augment="flip", or True as before): each example is flipped
+left-right with probability 1/2 and upside-down with probability 1/2. A
+flip moves every pixel, so the mask is flipped with its image, or the
+labels would no longer sit on the pixels they describe. Flips do not change
+what a shape IS, so the model learns that a disc upside-down is still a
+disc. augment="standard" adds quarter turns, scaling and colour (see
+augment.py): example i of epoch e is changed by augment_pair with its own
+generator example_rng(seed, e, i), after the crop, so it too is the same in
+a resumed run. augment="none" (or False) changes nothing.
 
 Random crops (crop=(h, w)): photographs differ in size and are often too
 large to train on whole, so each example is cut to one h x w window per
@@ -60,7 +64,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 16, shuffle: bool = True, seed: int = 0,
-                 augment: bool = False, drop_last: bool = False, crop: tuple[int, int] | None = None):
+                 augment: str | bool = "none", drop_last: bool = False, crop: tuple[int, int] | None = None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if crop is not None:
@@ -72,7 +76,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
-        self.augment = augment
+        self.augment = loader_policy(augment)
         self.drop_last = drop_last
         self.epoch = 0
 
@@ -116,19 +120,35 @@ class DataLoader:
         order, flips, corners = self.epoch_plan(self.epoch)
         for batch in range(len(self)):
             chosen = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            examples = [self.example(i, flips[i], None if corners is None else corners[i])
+            examples = [self.example(i, flips[i], None if corners is None else corners[i], self.epoch)
                         for i in chosen]
             yield collate(examples)
         self.epoch += 1                                              # only after a full pass
 
-    def example(self, index: int, flip, corner=None) -> tuple[np.ndarray, np.ndarray]:
-        """Example `index`, cropped at `corner` (when cropping), flipped as `flip` says (augmenting)."""
+    def example(self, index: int, flip, corner=None, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Example `index`, cropped at `corner` (when cropping), then augmented by the policy.
+
+        "flip" uses the plan's `flip`; "standard" draws its own numbers from
+        example_rng(seed, epoch, index).
+        """
+        from tinyseg.data.augment import augment_pair, example_rng   # augment.py imports this file
         image, mask = self.dataset[index]                            # (C, H, W), (H, W)
         if self.crop is not None:
             image, mask = crop_pair(image, mask, self.crop, corner)
-        if self.augment:
+        if self.augment == "flip":
             image, mask = flip_pair(image, mask, horizontal=flip[0], vertical=flip[1])
+        elif self.augment == "standard":
+            image, mask = augment_pair(image, mask, example_rng(self.seed, epoch, index), "standard")
         return image, mask
+
+
+def loader_policy(augment) -> str:
+    """DataLoader(augment=...): a policy name, or True/False (older callers) for "flip"/"none"."""
+    policy = ("flip" if augment else "none") if isinstance(augment, bool) else augment
+    if policy not in ("none", "flip", "standard"):
+        raise ValueError(f"DataLoader: augment must be 'none', 'flip' or 'standard' (or True/False), "
+                         f"got {augment!r}")
+    return policy
 
 
 def flip_pair(image: np.ndarray, mask: np.ndarray, horizontal: bool, vertical: bool):
