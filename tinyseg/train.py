@@ -5,9 +5,9 @@ One training step, from the batch to the matrix multiply:
     images, masks = next(batches)                 # NumPy (B, C, H, W), (B, H, W)
     images = normalize(images, mean, std)         # per channel, the training images' statistics
     x = Tensor(images, device=device)             # onto the device, once
-    loss = model.training_loss(x, masks, pixel_loss, rng)     # models/base.py:
+    loss = model.training_loss(x, masks, criterion, rng)      # models/base.py:
         # logits = model(x)                       # (B, classes, H, W)   models/unet.py
-        # F.cross_entropy(logits, masks, ignore_index=255)       functional/loss.py
+        # criterion(logits, masks): --loss, e.g. nn.CrossEntropyLoss   nn/loss.py
     optimizer.zero_grad(); loss.backward()        # autograd.py walks the graph back
     optimizer.step()                              # optim/adam.py updates p.data
 
@@ -30,14 +30,13 @@ and the input normalisation, and every file is replaced in one atomic step
 seed: the batch order and flips from (seed, epoch) in the DataLoader, the
 windows of the naive model from a generator whose state is saved, so that a
 run resumed from its last checkpoint ends with exactly the weights of a run
-that was never interrupted.
+that was never interrupted. The learning-rate schedule (--schedule) steps
+once per epoch and its state is saved too. Loading a model, the history
+files and the run folder itself live in run_files.py.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import time
@@ -48,20 +47,18 @@ import numpy as np
 import tinyseg.functional as F
 from tinyseg import backend, optim
 from tinyseg.autograd import no_grad
-from tinyseg.checkpoint import (CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint,
-                                split_prefix, write_atomically)
+from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, normalize, shapes_dataset
 from tinyseg.data.class_weights import class_weights_for, format_class_weights
 from tinyseg.nn.loss import make_loss
 from tinyseg.optim.lr_scheduler import make_schedule
+from tinyseg.run_files import (RUN_FILES, load_model, prepare_out, remove_run,  # noqa: F401 (used
+                               resumed_history, write_history)                # by cli, tour, tests)
 from tinyseg.metrics import ConfusionMatrix, format_table
 from tinyseg.models import build_model
 from tinyseg.tensor import Tensor
 from tinyseg.train_config import (TrainConfig, augment_policy, check_config, check_data_folder,
                                   resume_changes, with_default_counts)
-
-RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv")
-
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, say); the message says where and why."""
@@ -266,55 +263,6 @@ def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch:
     save_checkpoint(path, arrays, meta)
 
 
-def load_model(path: str, device: str = "cpu"):
-    """(model, meta) from a checkpoint, in eval mode, or CheckpointError with a clear message."""
-    arrays, meta = load_checkpoint(path)
-    if "model_config" not in meta:
-        raise CheckpointError(f"checkpoint {path!r} holds no model configuration")
-    try:
-        model = build_model(meta["model_config"])
-        model.load_state_dict(split_prefix(arrays, "model."))
-    except (ValueError, TypeError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {path!r} does not fit its model: {error}") from None
-    model.eval()     # for prediction: BatchNorm uses (and keeps) its running statistics
-    return model.to(device), meta
-
-
-def write_history(out: str, history: list) -> None:
-    """history.json and history.csv, each replaced in one atomic step (see checkpoint.py)."""
-    write_atomically(os.path.join(out, "history.json"), json.dumps(history, indent=1).encode("utf-8"))
-    if history:
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-        write_atomically(os.path.join(out, "history.csv"), text.getvalue().encode("utf-8"))
-
-
-def prepare_out(out: str, resume: bool, overwrite: bool, log) -> None:
-    """Make the output folder ready: refuse to replace a run by accident, clear killed writes."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out!r} is a file, not a folder")
-    existing = [name for name in RUN_FILES[:2] if os.path.exists(os.path.join(out, name))]
-    if existing and not resume and not overwrite:
-        raise ValueError(f"--out {out!r} already holds a run ({', '.join(existing)}); continue it "
-                         f"with --resume, replace it with --overwrite, or choose another --out")
-    if resume and not os.path.isfile(os.path.join(out, "last.npz")):
-        raise CheckpointError(f"--resume: {os.path.join(out, 'last.npz')!r} does not exist, so there "
-                              f"is nothing to resume; train without --resume")
-    os.makedirs(out, exist_ok=True)
-    stale = remove_temporaries(out)
-    if stale:
-        log(f"note: removed {len(stale)} unfinished file(s) a killed run left in {out}")
-
-
-def remove_run(out: str) -> None:
-    """--overwrite: delete the earlier run's files, once this run's data has proved readable."""
-    for name in RUN_FILES:
-        if os.path.exists(os.path.join(out, name)):
-            os.remove(os.path.join(out, name))
-
-
 # ----------------------------------------------------------------- the whole run
 def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, log=print,
         overwrite: bool = False) -> dict:
@@ -383,7 +331,8 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         seconds = time.perf_counter() - started
         metrics = evaluate(model, val_set, config.device, normalization=normalization)
         history.append(history_row(epoch, train_loss, metrics, seconds, lr))
-        log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  val loss "
+        log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  "
+            f"val loss "
             f"{metrics['loss']:.4f}  val mIoU {metrics['mean_iou']:.4f}  pixel acc "
             f"{metrics['pixel_accuracy']:.4f}  ({seconds:.1f} s, {len(train_set) / seconds:.1f} img/s)")
         improved = metrics["mean_iou"] > best_miou
@@ -481,24 +430,6 @@ def resume_schedule(scheduler, state, start_epoch: int, log) -> None:
         scheduler.step()
     log(f"note: the learning-rate schedule changed; it goes on from epoch {start_epoch} "
         f"(lr {scheduler.optimizer.lr:.3g})")
-
-
-def resumed_history(out: str, meta: dict, log) -> list:
-    """The per-epoch rows up to the checkpoint's epoch: from the checkpoint, else history.json.
-
-    A history.json cut short by a kill is only noted: the checkpoint's own copy wins.
-    """
-    path = os.path.join(out, "history.json")
-    from_file = None
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                from_file = [row for row in json.load(f) if row["epoch"] <= meta["epoch"]]
-        except (ValueError, TypeError, KeyError, OSError):
-            log(f"note: {path} is unreadable (cut short?); rebuilt it from last.npz")
-    if "history" in meta:
-        return list(meta["history"])
-    return from_file or []
 
 
 def write_pictures(out: str, model, dataset, history: list, device: str, count: int = 6,
