@@ -58,8 +58,7 @@ from __future__ import annotations
 import numbers
 
 from tinyseg.functional.activation import log_softmax_array
-from tinyseg.functional.loss import REDUCTIONS, check_target, check_weight
-from tinyseg.functional.validate import check_tensor
+from tinyseg.functional.loss import check_loss_input, check_target, check_weight
 from tinyseg.tensor import Tensor
 
 
@@ -72,11 +71,7 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
     reduction: "mean" (weighted mean over classes), "sum" (weighted sum), "none" ((C,)).
     """
     op = "dice_loss"
-    check_tensor(input, "input", op)
-    if input.ndim < 2:
-        raise ValueError(f"{op}: input must be (N, C) or (N, C, H, W), got shape {input.shape}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_loss_input(op, input, reduction)
     if (not isinstance(smooth, numbers.Real) or isinstance(smooth, bool)
             or not smooth >= 0 or smooth == float("inf")):
         raise ValueError(f"{op}: smooth must be a finite number >= 0, got {smooth!r}")

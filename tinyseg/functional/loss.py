@@ -42,11 +42,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     weight: optional (C,) class weights. reduction: "mean", "sum" or "none".
     """
     op = "cross_entropy"
-    check_tensor(logits, "input", op)
-    if logits.ndim < 2:
-        raise ValueError(f"{op}: input must be (N, C) or (N, C, H, W), got shape {logits.shape}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_loss_input(op, logits, reduction)
     xp = logits.xp
     n_classes = logits.shape[1]
     target = check_target(op, logits, target, ignore_index)
@@ -87,6 +83,15 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
         return (gx,)
 
     return Tensor.from_op(out, (logits,), backward, op)
+
+
+def check_loss_input(op: str, logits: Tensor, reduction: str) -> None:
+    """The checks every loss of (N, C) or (N, C, H, W) logits starts with."""
+    check_tensor(logits, "input", op)
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: input must be (N, C) or (N, C, H, W), got shape {logits.shape}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def check_target(op: str, logits: Tensor, target, ignore_index: int):
