@@ -398,3 +398,10 @@ def test_gradcheck_refuses_float32_inputs():
 def test_gradcheck_needs_an_input_that_requires_grad():
     with pytest.raises(ValueError, match="no input has requires_grad"):
         gradcheck(lambda t: t * 2.0, Tensor(np.ones(3)))
+
+
+def test_a_backward_that_returns_the_wrong_number_of_gradients_is_an_error():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = Tensor.from_op(x.data * 2, (x, x), lambda grad: (grad * 2,), "double")   # 1 for 2 parents
+    with pytest.raises(RuntimeError, match="backward of 'double' returned 1 gradients for 2 parents"):
+        y.sum().backward()

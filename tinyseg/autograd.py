@@ -13,6 +13,11 @@ this module only walks the graph:
    to its `backward_fn` and adding what comes out into its parents' gradients.
    A tensor used twice (a "diamond") receives the sum of both contributions.
 
+The one convention for a `backward_fn`: it returns a tuple with one entry per
+parent, in the order of `parents`: the gradient for that parent (an array
+shaped like it), or None where the parent needs none. The walk checks the
+count, so a forgotten entry is an error, not a silently dropped gradient.
+
 Leaf tensors (made by you, `requires_grad=True`) accumulate into `.grad` with
 `+=`, as in PyTorch; call `zero_grad` between steps. Gradients of intermediate
 tensors are dropped after use unless `retain_grad()` was called on them.
@@ -116,6 +121,9 @@ def run_backward(root, grad) -> None:
         if tensor.backward_fn is None:  # a leaf: nothing further back
             continue
         parent_grads = tensor.backward_fn(grad)
+        if len(parent_grads) != len(tensor.parents):
+            raise RuntimeError(f"the backward of {tensor.op!r} returned {len(parent_grads)} "
+                               f"gradients for {len(tensor.parents)} parents")
         for parent, parent_grad in zip(tensor.parents, parent_grads):
             if parent_grad is None or not parent.requires_grad:
                 continue

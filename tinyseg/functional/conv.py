@@ -135,7 +135,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         gx, gw = conv_backward(gy, x.data, weight.data, stride, padding,
                                x.requires_grad, weight.requires_grad)
         gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
-        return gx, gw, gb                                                # (N,C,H,W), (O,C,kh,kw), (O,)
+        return (gx, gw) if bias is None else (gx, gw, gb)               # (N,C,H,W), (O,C,kh,kw), (O,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(y, parents, backward, op)
@@ -179,7 +179,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         gx = conv_forward(gy, weight.data, stride, padding) if x.requires_grad else None
         gw = conv_weight_grad(x.data, gy, weight.shape, stride, padding) if weight.requires_grad else None
         gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
-        return gx, gw, gb                                         # (N,C_in,H,W), (C_in,C_out,kh,kw), (C_out,)
+        return (gx, gw) if bias is None else (gx, gw, gb)        # (N,C_in,H,W), (C_in,C_out,kh,kw), (C_out,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(y, parents, backward, op)
