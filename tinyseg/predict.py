@@ -35,6 +35,7 @@ import numpy as np
 from tinyseg.data import DataError, normalize, read_image
 from tinyseg.data.folder import IMAGE_SUFFIXES
 from tinyseg.data.images import import_pillow
+from tinyseg.data.scan import read_or_note
 from tinyseg.tiling import TILE_SIZE, needs_tiles, tile_margin, tiled_labels
 from tinyseg.visualize import overlay, save_mask_png
 
@@ -86,10 +87,8 @@ def check_inputs(inputs, in_channels: int, out: str | None = None) -> tuple[list
             continue
         if path.resolve() in seen:
             continue                                                      # listed twice: once is enough
-        try:
-            image = read_image(path)                                      # (C, H, W), then dropped
-        except DataError as error:
-            problems.extend(error.problems)
+        image = read_or_note(read_image, path, problems)                  # (C, H, W), then dropped
+        if image is None:
             continue
         what = channel_problem(image.shape[0], in_channels)
         if what:
