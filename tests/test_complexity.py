@@ -293,20 +293,20 @@ def test_field_does_not_depend_on_channels_or_batch_norm():
 # ----------------------------------------------------------------- the report
 @pytest.fixture(scope="module")
 def small_report():
-    return complexity.report(size=(16, 20), in_channels=2, num_classes=3, fcn_width=4, fcn_depth=2,
-                             unet_base=2, unet_depth=2, window=7, naive_width=3, naive_depth=2)
+    return complexity.report(size=(16, 20), in_channels=2, num_classes=3, width=4, depth=2,
+                             base_channels=2, window=7, naive_depth=2)
 
 
 def test_report_rows_agree_with_the_built_models(small_report):
-    naive = SlidingWindow(2, 3, window=7, width=3, depth=2)
+    naive = SlidingWindow(2, 3, window=7, width=4, depth=2)
     fcn = FCN(2, 3, width=4, depth=2)
-    unet = UNet(2, 3, base_channels=2, depth=2)
+    unet = UNet(2, 3, base_channels=2, depth=2, batch_norm=True)    # train's default U-Net
     rows = {r["model"]: r for r in small_report["rows"]}
     assert [r["model"] for r in small_report["rows"]] == ["naive", "naive as FCN", "FCN", "U-Net"]
     for name, model in [("naive", naive), ("naive as FCN", naive.to_fcn()), ("FCN", fcn), ("U-Net", unet)]:
         assert rows[name]["parameters"] == count_parameters(model)
     assert rows["naive"]["macs"] == 16 * 20 * window_cost(naive)[0]
-    assert rows["naive as FCN"]["macs"] == to_fcn_macs(16, 20, 2, 7, 3, 3)
+    assert rows["naive as FCN"]["macs"] == to_fcn_macs(16, 20, 2, 7, 4, 3)
     assert rows["FCN"]["macs"] == 16 * 20 * 228 and rows["FCN"]["activation_bytes"] == 16 * 20 * 19 * FLOAT32
     assert rows["U-Net"]["macs"] == forward_cost(unet, (16, 20))[0]
     assert small_report["to_fcn_mac_ratio"] == rows["naive"]["macs"] / rows["naive as FCN"]["macs"]
@@ -319,7 +319,7 @@ def test_run_prints_the_table_and_the_dense_layer_block(capsys):
     complexity.add_arguments(parser)
     args = parser.parse_args(["--size", "16", "20", "--in-channels", "2", "--classes", "3",
                               "--width", "4", "--depth", "2", "--base-channels", "2",
-                              "--unet-depth", "2", "--window", "7", "--naive-width", "3"])
+                              "--window", "7", "--naive-depth", "2"])
     assert complexity.run(args) == 0
     text = capsys.readouterr().out
     assert "16 x 20" in text

@@ -17,6 +17,7 @@ import sys
 from dataclasses import fields
 
 from tinyseg.checkpoint import CheckpointError
+from tinyseg.models.options import add_model_arguments
 from tinyseg.train import TrainConfig, TrainingError
 
 DEFAULTS = TrainConfig()
@@ -43,16 +44,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run OUT already holds (without it, or --resume, "
                         "a folder with a run is refused)")
-    parser.add_argument("--base-channels", type=int, default=d.base_channels, help="U-Net width")
-    parser.add_argument("--depth", type=int, default=d.depth, help="U-Net levels / FCN layers")
-    parser.add_argument("--width", type=int, default=d.width, help="FCN / naive channels")
-    parser.add_argument("--window", type=int, default=d.window, help="naive window size (odd)")
+    add_model_arguments(parser)                      # --depth, --width, ...: models/options.py
     parser.add_argument("--windows-per-image", type=int, default=d.windows_per_image,
                         help="naive model: windows sampled from each image per step")
-    parser.add_argument("--down", choices=["pool", "conv"], default=d.down,
-                        help="U-Net downsampling: max pooling or strided convolution")
-    parser.add_argument("--no-batch-norm", action="store_true",
-                        help="U-Net without BatchNorm2d (the paper's original layout)")
     parser.add_argument("--size", type=int, default=d.size, help="built-in image size")
     parser.add_argument("--train-count", type=int, default=None,
                         help="built-in data: training images (default 800); a folder trains on "
@@ -87,11 +81,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config(args) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)} - {"augment", "batch_norm", "out"}
+    names = {f.name for f in fields(TrainConfig)} - {"augment", "out"}
     config = TrainConfig(**{name: getattr(args, name) for name in names})
     config.crop = list(args.crop) if args.crop else None
     config.augment = "none" if args.no_augment else args.augment
-    config.batch_norm = not args.no_batch_norm
     config.out = args.out or os.path.join("runs", args.model)
     return config
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from tinyseg import backend
 from tinyseg.autograd import no_grad
+from tinyseg.models.options import add_model_arguments, model_settings
 from tinyseg.tensor import Tensor
 from tinyseg.train import TrainConfig, build_datasets, fit, load_model, predict_labels
 
@@ -90,9 +91,11 @@ def format_rows(rows: list, sizes) -> str:
 def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256),
              window_sizes=(32, 64, 128), device: str = "cpu", seed: int = 0,
              train_count: int = 400, val_count: int = 64, size: int = 64,
-             show_progress: bool = True, log=print) -> dict:
+             show_progress: bool = True, log=print, model_options: dict | None = None) -> dict:
     """Train the three models for budget/3 seconds each; print the table; write tour.png.
 
+    model_options: {name: value} of models/options.py (depth=2, width=16, ...),
+    given to every model's TrainConfig; the rest keep the defaults of `tinyseg train`.
     Each model's run folder (OUT/naive, OUT/fcn, OUT/unet) is replaced: a tour
     is a measurement to repeat, not a run to continue.
     """
@@ -106,7 +109,8 @@ def run_tour(budget: float = 300.0, out: str = "runs/tour", sizes=(64, 128, 256)
     for name, title in MODELS:
         config = TrainConfig(model=name, epochs=10_000, time_budget=budget / len(MODELS),
                              out=os.path.join(out, name), seed=seed, device=device,
-                             train_count=train_count, val_count=val_count, size=size)
+                             train_count=train_count, val_count=val_count, size=size,
+                             **(model_options or {}))
         log(f"\n== {title}: training for {config.time_budget:.0f} s")
         started = time.perf_counter()
         metrics = fit(config, show_progress=show_progress, log=log, overwrite=True)
@@ -158,10 +162,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-count", type=int, default=400)
     parser.add_argument("--val-count", type=int, default=64)
     parser.add_argument("--no-progress", action="store_true")
+    add_model_arguments(parser)                      # the models' options of `tinyseg train`
 
 
 def run(args) -> int:
     run_tour(budget=args.budget, out=args.out, sizes=args.sizes, window_sizes=args.window_sizes,
              device=args.device, seed=args.seed, train_count=args.train_count,
-             val_count=args.val_count, show_progress=not args.no_progress)
+             val_count=args.val_count, show_progress=not args.no_progress,
+             model_options=model_settings(args))
     return 0

@@ -55,7 +55,7 @@ from tinyseg.optim.lr_scheduler import make_schedule
 from tinyseg.run_files import (RUN_FILES, load_model, prepare_out, remove_run,  # noqa: F401 (used
                                resumed_history, write_history)                # by cli, tour, tests)
 from tinyseg.metrics import ConfusionMatrix, format_table
-from tinyseg.models import build_model
+from tinyseg.models import build_model, options
 from tinyseg.tensor import Tensor
 from tinyseg.train_config import (TrainConfig, augment_policy, check_config, check_data_folder,
                                   resume_changes, with_default_counts)
@@ -78,22 +78,11 @@ def build_datasets(config: TrainConfig):
 
 
 def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dict:
-    """The build_model() config of the model config.model names."""
-    common = dict(in_channels=in_channels, num_classes=num_classes, seed=config.seed)
-    if config.model == "unet":
-        return dict(name="unet", base_channels=config.base_channels, depth=config.depth,
-                    down=config.down, batch_norm=config.batch_norm, **common)
-    if config.model == "fcn":
-        if config.depth < 1:
-            raise ValueError(f"--depth must be >= 1 for the FCN (its 3x3 layers), got {config.depth}")
-        return dict(name="fcn", width=config.width, depth=config.depth, **common)
-    if config.model == "naive":
-        if config.window < 5:
-            raise ValueError(f"--window must be >= 5 for the naive model (two unpadded 3x3 "
-                             f"convolutions fit in it), got {config.window}")
-        return dict(name="naive", window=config.window, width=config.width,
-                    windows_per_image=config.windows_per_image, **common)
-    raise ValueError(f"--model must be naive, fcn or unet, got {config.model!r}")
+    """The build_model() config of the model config.model names (models/options.py builds it)."""
+    built = options.model_config(config.model, vars(config), in_channels, num_classes)
+    if config.model == "naive":            # how it trains, not its architecture: not in its config
+        built["windows_per_image"] = config.windows_per_image
+    return dict(built, seed=config.seed)
 
 
 def make_optimizer(config: TrainConfig, parameters):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 
 from tinyseg.data.augment import POLICIES
 from tinyseg.data.class_weights import parse_class_weights
+from tinyseg.models.options import MODEL_DEFAULTS
 from tinyseg.nn.loss import LOSSES
 from tinyseg.optim.lr_scheduler import SCHEDULES
 
@@ -46,13 +47,14 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     out: str = "runs/unet"
-    # model shape
-    base_channels: int = 16           # U-Net
-    depth: int = 3                    # U-Net levels, or FCN 3x3 layers
-    width: int = 32                   # FCN / sliding-window channels
-    window: int = 15                  # sliding-window size (odd)
-    down: str = "pool"                # U-Net downsampling: pool | conv
-    batch_norm: bool = True           # U-Net with BatchNorm2d: trains ~2x faster per step
+    # model shape: the defaults of models/options.py, the table train, tour and complexity share
+    base_channels: int = MODEL_DEFAULTS["base_channels"]   # U-Net channels at level 0
+    depth: int = MODEL_DEFAULTS["depth"]                   # U-Net levels, or FCN 3x3 layers
+    width: int = MODEL_DEFAULTS["width"]                   # FCN / sliding-window channels
+    window: int = MODEL_DEFAULTS["window"]                 # sliding-window size (odd)
+    naive_depth: int = MODEL_DEFAULTS["naive_depth"]       # sliding-window 3x3 layers
+    down: str = MODEL_DEFAULTS["down"]                     # U-Net downsampling: pool | conv
+    batch_norm: bool = MODEL_DEFAULTS["batch_norm"]        # U-Net with BatchNorm2d: ~2x faster to train
     # data
     size: int = 64                    # built-in images are size x size
     train_count: int | None = None    # shapes: 800 training images; folders: every training pair
@@ -73,7 +75,7 @@ class TrainConfig:
 
 # Settings a resumed run may not change: they decide what the saved weights mean.
 FIXED_ON_RESUME = ("model", "data", "seed", "batch_size", "optimizer", "base_channels", "depth",
-                   "width", "window", "down", "batch_norm", "size", "train_count", "val_count",
+                   "width", "window", "naive_depth", "down", "batch_norm", "size", "train_count", "val_count",
                    "classes", "crop", "scale", "windows_per_image", "loss", "class_weights")
 
 
@@ -106,6 +108,7 @@ def check_config(config: TrainConfig) -> None:
     check_number("scale", config.scale, 0, integer=False, above=True)
     check_number("seed", config.seed, 0, integer=True)
     check_number("depth", config.depth, 0, integer=True)
+    check_number("naive_depth", config.naive_depth, 0, integer=True)
     for name in ("epochs", "batch_size", "base_channels", "width", "window", "size",
                  "windows_per_image", "check_every"):
         check_number(name, getattr(config, name), 1, integer=True)

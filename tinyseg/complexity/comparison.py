@@ -27,7 +27,8 @@ import argparse
 
 from tinyseg.complexity.counting import count_parameters, forward_cost, window_cost
 from tinyseg.complexity.receptive_fields import receptive_field
-from tinyseg.models import FCN, SlidingWindow, UNet
+from tinyseg.models import FCN, build_model
+from tinyseg.models.options import MODEL_DEFAULTS, add_model_arguments, model_config, model_settings
 
 MIB = 2 ** 20
 DENSE_EXAMPLE = {"height": 1000, "width": 2000, "layers": 10, "channel_width": 4,
@@ -84,10 +85,12 @@ def row(name: str, model, macs: int, activations: int, field: tuple) -> dict:
             "activation_bytes": int(activations), "receptive_field": tuple(field)}
 
 
-def report(size=(128, 128), in_channels: int = 3, num_classes: int = 4, fcn_width: int = 32,
-           fcn_depth: int = 4, unet_base: int = 16, unet_depth: int = 3, window: int = 15,
-           naive_width: int = 16, naive_depth: int = 2) -> dict:
+def report(size=(128, 128), in_channels: int = 3, num_classes: int = 4, **options) -> dict:
     """The four models' costs on one (H, W) image, batch 1, float32, as a dict.
+
+    options: model options by name (depth=2, width=8, naive_depth=1, ...; see
+    models/options.py); those not given take the table's defaults, the same
+    models `tinyseg train` builds.
 
     rows: one dict per model (model, parameters, macs, activation_bytes,
     receptive_field). For the naive model, MACs and activations are those of
@@ -99,14 +102,18 @@ def report(size=(128, 128), in_channels: int = 3, num_classes: int = 4, fcn_widt
     channel counts, so they are measured on one-channel-wide copies of the
     models (the tests check that the width does not matter).
     """
-    h, w = size
-    naive = SlidingWindow(in_channels, num_classes, window=window, width=naive_width, depth=naive_depth)
-    fcn = FCN(in_channels, num_classes, width=fcn_width, depth=fcn_depth)
-    unet = UNet(in_channels, num_classes, base_channels=unet_base, depth=unet_depth)
-    thin_naive = SlidingWindow(in_channels, num_classes, window=window, width=1, depth=naive_depth)
-    thin_fcn = FCN(in_channels, num_classes, width=1, depth=fcn_depth)
-    thin_unet = UNet(in_channels, num_classes, base_channels=1, depth=unet_depth)
+    unknown = sorted(set(options) - set(MODEL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"report: unknown model options {unknown}; expected some of {sorted(MODEL_DEFAULTS)}")
+    settings = {**MODEL_DEFAULTS, **options}
+    thin = {**settings, "width": 1, "base_channels": 1}
 
+    def build(model: str, values: dict):
+        return build_model(model_config(model, values, in_channels, num_classes))
+
+    h, w = size
+    naive, fcn, unet = build("naive", settings), build("fcn", settings), build("unet", settings)
+    thin_naive, thin_fcn, thin_unet = build("naive", thin), build("fcn", thin), build("unet", thin)
     as_fcn = naive.to_fcn()
     window_macs, window_bytes = window_cost(naive)
     rows = [
@@ -115,13 +122,16 @@ def report(size=(128, 128), in_channels: int = 3, num_classes: int = 4, fcn_widt
         row("FCN", fcn, *forward_cost(fcn, size), receptive_field(thin_fcn)),
         row("U-Net", unet, *forward_cost(unet, size), receptive_field(thin_unet)),
     ]
+    s = settings
+    unet_settings = f"base {s['base_channels']}, depth {s['depth']}, {s['down']}"
     return {"size": (h, w), "in_channels": in_channels, "num_classes": num_classes,
-            "settings": {"naive": f"window {window}, width {naive_width}, depth {naive_depth}",
+            "settings": {"naive": f"window {s['window']}, width {s['width']}, "
+                                  f"naive depth {s['naive_depth']}",
                          "naive as FCN": "naive.to_fcn(), same weights",
-                         "FCN": f"width {fcn_width}, depth {fcn_depth}",
-                         "U-Net": f"base {unet_base}, depth {unet_depth}"},
+                         "FCN": f"width {s['width']}, depth {s['depth']}",
+                         "U-Net": unet_settings + (", batch norm" if s["batch_norm"] else "")},
             "rows": rows, "to_fcn_mac_ratio": rows[0]["macs"] / rows[1]["macs"],
-            "window": window, "dense": dense_layer_comparison()}
+            "window": s["window"], "dense": dense_layer_comparison()}
 
 
 def format_report(result: dict) -> str:
@@ -130,11 +140,11 @@ def format_report(result: dict) -> str:
     lines = [f"Model costs for one {h} x {w} image ({result['in_channels']} channels, "
              f"{result['num_classes']} classes), batch 1, float32",
              "",
-             f"{'model':<14}{'settings':<30}{'parameters':>12}{'GMAC/forward':>13}"
+             f"{'model':<14}{'settings':<36}{'parameters':>12}{'GMAC/forward':>13}"
              f"{'activation MiB':>15}{'receptive field':>16}"]
     for r in result["rows"]:
         field = "{} x {}".format(*r["receptive_field"])
-        lines.append(f"{r['model']:<14}{result['settings'][r['model']]:<30}{r['parameters']:>12,}"
+        lines.append(f"{r['model']:<14}{result['settings'][r['model']]:<36}{r['parameters']:>12,}"
                      f"{r['macs'] / 1e9:>13.3f}{r['activation_bytes'] / MIB:>15.1f}{field:>16}")
     k = result["window"]
     lines += ["",
@@ -161,25 +171,17 @@ def format_report(result: dict) -> str:
 
 # ----------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `tinyseg complexity`."""
+    """The options of `tinyseg complexity`: the image, and the models' options of `tinyseg train`."""
     parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
                         help="image height and width")
     parser.add_argument("--in-channels", type=int, default=3)
     parser.add_argument("--classes", type=int, default=4, help="number of classes")
-    parser.add_argument("--width", type=int, default=32, help="FCN channels")
-    parser.add_argument("--depth", type=int, default=4, help="FCN 3x3 layers")
-    parser.add_argument("--base-channels", type=int, default=16, help="U-Net channels at level 0")
-    parser.add_argument("--unet-depth", type=int, default=3, help="U-Net downsamplings")
-    parser.add_argument("--window", type=int, default=15, help="naive window size (odd)")
-    parser.add_argument("--naive-width", type=int, default=16, help="naive channels")
-    parser.add_argument("--naive-depth", type=int, default=2, help="naive 3x3 layers")
+    add_model_arguments(parser)
 
 
 def run(args) -> int:
     """Print the report for parsed `args`; returns the exit status."""
     result = report(size=tuple(args.size), in_channels=args.in_channels, num_classes=args.classes,
-                    fcn_width=args.width, fcn_depth=args.depth, unet_base=args.base_channels,
-                    unet_depth=args.unet_depth, window=args.window, naive_width=args.naive_width,
-                    naive_depth=args.naive_depth)
+                    **model_settings(args))
     print(format_report(result))
     return 0
