@@ -3,6 +3,7 @@
 from tinyseg.functional.activation import log_softmax, relu, softmax
 from tinyseg.functional.conv import conv2d, conv_transpose2d
 from tinyseg.functional.dice import dice_loss
+from tinyseg.functional.focal import focal_loss
 from tinyseg.functional.linear import linear
 from tinyseg.functional.loss import cross_entropy
 from tinyseg.functional.normalization import batch_norm
@@ -10,4 +11,4 @@ from tinyseg.functional.padding import pad
 from tinyseg.functional.pooling import max_pool2d
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "cross_entropy", "dice_loss",
-           "relu", "softmax", "log_softmax", "pad", "batch_norm", "linear"]
+           "focal_loss", "relu", "softmax", "log_softmax", "pad", "batch_norm", "linear"]

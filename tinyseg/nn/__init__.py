@@ -4,7 +4,7 @@
     init.py           He (Kaiming) initialisation from a seeded numpy Generator
     conv.py           Conv2d, ConvTranspose2d
     layers.py         ReLU, MaxPool2d, Flatten, Linear, BatchNorm2d
-    loss.py           CrossEntropyLoss, DiceLoss, CrossEntropyDiceLoss
+    loss.py           CrossEntropyLoss, DiceLoss, CrossEntropyDiceLoss, FocalLoss
 
 Each layer holds Parameters and calls one operator of tinyseg.functional.
 """
@@ -12,9 +12,9 @@ Each layer holds Parameters and calls one operator of tinyseg.functional.
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d, ConvTranspose2d
 from tinyseg.nn.layers import BatchNorm2d, Flatten, Linear, MaxPool2d, ReLU
-from tinyseg.nn.loss import CrossEntropyDiceLoss, CrossEntropyLoss, DiceLoss
+from tinyseg.nn.loss import CrossEntropyDiceLoss, CrossEntropyLoss, DiceLoss, FocalLoss
 from tinyseg.nn.module import Module, Parameter, Sequential
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "MaxPool2d",
            "ReLU", "BatchNorm2d", "Linear", "Flatten", "init",
-           "CrossEntropyLoss", "DiceLoss", "CrossEntropyDiceLoss"]
+           "CrossEntropyLoss", "DiceLoss", "CrossEntropyDiceLoss", "FocalLoss"]

@@ -1,4 +1,4 @@
-"""Loss modules with PyTorch's names: CrossEntropyLoss, DiceLoss, and the two added.
+"""Loss modules with PyTorch's names: CrossEntropyLoss, DiceLoss, their sum, and FocalLoss.
 
 A loss module only remembers its options; calling it runs the functional:
 
@@ -8,13 +8,16 @@ A loss module only remembers its options; calling it runs the functional:
     CrossEntropyLoss(weight, ignore_index, reduction)           F.cross_entropy, per pixel
     DiceLoss(weight, ignore_index, smooth, reduction)           F.dice_loss, per class over the batch
     CrossEntropyDiceLoss(weight, ignore_index, smooth, dice_weight)   ce + dice_weight * dice
+    FocalLoss(gamma, weight, ignore_index, reduction)           F.focal_loss, per pixel
 
-Why both. Cross-entropy scores every pixel on its own, so a class that
+Which one. Cross-entropy scores every pixel on its own, so a class that
 covers 1% of the pixels is 1% of the loss. Dice scores each class's overlap
 as a whole, so a small class weighs as much as the background; but its
 gradient is noisier when a class has few pixels. Their sum, the usual
 choice for imbalanced segmentation, keeps cross-entropy's steady per-pixel
-signal and adds Dice's equal say for every class.
+signal and adds Dice's equal say for every class. Focal loss stays per pixel
+but scales each pixel's cross-entropy by (1 - p_t)^gamma, so the many pixels
+already classified well (p_t near 1) weigh little and the hard ones lead.
 
 Class weights (C,) are kept as a buffer, so `criterion.to("cuda")` moves
 them with the model's tensors. `make_loss("ce+dice", weight, ignore_index)`
@@ -89,6 +92,23 @@ class CrossEntropyDiceLoss(WeightedLoss):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, smooth={self.smooth}, dice_weight={self.dice_weight}"
+
+
+class FocalLoss(WeightedLoss):
+    """Focal loss -(1 - p_t)^gamma log p_t per pixel (see tinyseg/functional/focal.py)."""
+
+    def __init__(self, gamma: float = 2.0, weight=None, ignore_index: int = -100,
+                 reduction: str = "mean"):
+        super().__init__(weight, ignore_index)
+        self.gamma = gamma
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.focal_loss(input, target, gamma=self.gamma, weight=self.weight,
+                            ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, {super().extra_repr()}"
 
 
 LOSSES = ("ce", "dice", "ce+dice")
