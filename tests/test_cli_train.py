@@ -15,6 +15,8 @@ from tinyseg import optim
 from tinyseg.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data import SegmentationDataset, shapes_dataset
+from tinyseg.evaluate import evaluate
+from tinyseg.run_files import load_model
 from tinyseg.train import TrainConfig, TrainingError, fit
 
 TINY = ["--size", "16", "--train-count", "4", "--val-count", "2", "--base-channels", "2",
@@ -228,8 +230,8 @@ def test_inputs_are_normalised_with_the_training_images_statistics(tmp_path):
     images = np.stack([train_set[i][0] for i in range(len(train_set))])
     np.testing.assert_allclose(meta["normalization"]["mean"], images.mean(axis=(0, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(meta["normalization"]["std"], images.std(axis=(0, 2, 3)), rtol=1e-4)
-    model, _ = train_module.load_model(str(tmp_path / "last.npz"))
-    metrics = train_module.evaluate(model, val_set, "cpu", normalization=meta["normalization"])
+    model, _ = load_model(str(tmp_path / "last.npz"))
+    metrics = evaluate(model, val_set, "cpu", normalization=meta["normalization"])
     assert round(metrics["mean_iou"], 6) == meta["history"][-1]["val_miou"]
 
 

@@ -39,7 +39,9 @@ def test_timing_a_model_does_not_change_its_batch_norm_statistics():
 def test_the_tour_picture_predicts_on_inputs_normalised_as_in_training(tmp_path, monkeypatch):
     import numpy as np
     import tinyseg.visualize
-    from tinyseg.train import TrainConfig, fit, load_model, predict_labels
+    from tinyseg.evaluate import predict_labels
+    from tinyseg.run_files import load_model
+    from tinyseg.train import TrainConfig, fit
     from tinyseg.tour import MODELS, write_comparison
     config = TrainConfig(epochs=1, batch_size=2, size=16, train_count=4, val_count=2, base_channels=2,
                          depth=1, out=str(tmp_path / "unet"))

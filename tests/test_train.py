@@ -10,7 +10,9 @@ import tinyseg.train as train_module
 from tinyseg import Tensor
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyseg.cli import main
-from tinyseg.train import TrainConfig, TrainingError, fit, load_model
+from tinyseg.evaluate import evaluate
+from tinyseg.run_files import load_model
+from tinyseg.train import TrainConfig, TrainingError, fit
 
 
 def tiny_config(out, model="unet", epochs=2, **changes) -> TrainConfig:
@@ -223,6 +225,6 @@ def test_the_training_loop_asks_the_model_for_its_loss_and_inference_form(tmp_pa
     config = TrainConfig(batch_size=2, epochs=1)
     loss = train_module.train_one_epoch(model, DataLoader(data, batch_size=2), Adam(model.parameters()),
                                         config, 0, np.random.default_rng(0), show_progress=False)
-    train_module.evaluate(model, data, "cpu")
+    evaluate(model, data, "cpu")
     assert np.isfinite(loss)
     assert calls == [("loss", (2, 3, 16, 16))] * 2 + [("inference",)]

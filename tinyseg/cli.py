@@ -101,7 +101,8 @@ def command_train(args) -> int:
 def command_eval(args) -> int:
     """Score a checkpoint: on its own validation split, or on every image of --data FOLDER."""
     from tinyseg.metrics import format_table
-    from tinyseg.train import evaluate, load_model
+    from tinyseg.evaluate import evaluate
+    from tinyseg.run_files import load_model
     model, meta = load_model(args.checkpoint, args.device)
     dataset = eval_dataset(args.data, meta)
     if dataset.num_classes != model.config["num_classes"]:
@@ -130,7 +131,7 @@ def eval_dataset(data, meta: dict):
 def command_predict(args) -> int:
     """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png for each."""
     from tinyseg.predict import predict_files
-    from tinyseg.train import load_model
+    from tinyseg.run_files import load_model
     if args.tile_size < 1:
         raise ValueError(f"--tile-size must be >= 1, got {args.tile_size}")
     model, meta = load_model(args.checkpoint, args.device)

@@ -38,7 +38,9 @@ from tinyseg import backend
 from tinyseg.autograd import no_grad
 from tinyseg.models.options import add_model_arguments, model_settings
 from tinyseg.tensor import Tensor
-from tinyseg.train import TrainConfig, build_datasets, fit, load_model, predict_labels
+from tinyseg.evaluate import predict_labels
+from tinyseg.run_files import load_model
+from tinyseg.train import TrainConfig, build_datasets, fit
 
 MODELS = [("naive", "sliding window"), ("fcn", "FCN"), ("unet", "U-Net")]
 

@@ -1,4 +1,4 @@
-"""Training, evaluation and prediction: the loop that turns a model into a segmenter.
+"""Training: the loop that turns a model into a segmenter.
 
 One training step, from the batch to the matrix multiply:
 
@@ -22,8 +22,8 @@ from). The loss is read back every `check_every` steps; an inf or NaN loss,
 or weights that became inf or NaN, stop the run with a TrainingError that
 names the step, before anything of that epoch is saved.
 
-After every epoch the model is scored on the validation set (one confusion
-matrix over every pixel, see metrics.py) and a checkpoint is written; the
+After every epoch the model is scored on the validation set (evaluate.py: one
+confusion matrix over every pixel) and a checkpoint is written; the
 best one (by mean IoU) is kept apart. Checkpoints carry the run's history
 and the input normalisation, and every file is replaced in one atomic step
 (checkpoint.py), so a run killed at any instant resumes from its last epoch. Every random choice comes from the
@@ -31,8 +31,9 @@ seed: the batch order and flips from (seed, epoch) in the DataLoader, the
 windows of the naive model from a generator whose state is saved, so that a
 run resumed from its last checkpoint ends with exactly the weights of a run
 that was never interrupted. The learning-rate schedule (--schedule) steps
-once per epoch and its state is saved too. Loading a model, the history
-files and the run folder itself live in run_files.py.
+once per epoch and its state is saved too. Scoring (evaluate, predict_labels)
+lives in evaluate.py; loading a model, the history files and the run folder
+itself in run_files.py.
 """
 
 from __future__ import annotations
@@ -44,17 +45,15 @@ from dataclasses import asdict
 
 import numpy as np
 
-import tinyseg.functional as F
 from tinyseg import backend, optim
-from tinyseg.autograd import no_grad
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
-from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, normalize, shapes_dataset
+from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.data.class_weights import class_weights_for, format_class_weights
+from tinyseg.evaluate import evaluate, normalized, pixel_loss, predict_labels
 from tinyseg.nn.loss import make_loss
 from tinyseg.optim.lr_scheduler import make_schedule
-from tinyseg.run_files import (RUN_FILES, load_model, prepare_out, remove_run,  # noqa: F401 (used
-                               resumed_history, write_history)                # by cli, tour, tests)
-from tinyseg.metrics import ConfusionMatrix, format_table
+from tinyseg.run_files import prepare_out, remove_run, resumed_history, write_history
+from tinyseg.metrics import format_table
 from tinyseg.models import build_model, options
 from tinyseg.tensor import Tensor
 from tinyseg.train_config import (TrainConfig, augment_policy, check_config, check_data_folder,
@@ -106,11 +105,6 @@ def progress(iterable, total: int, description: str, enabled: bool = True):
 
 
 # ----------------------------------------------------------------- one epoch
-def pixel_loss(logits, target):
-    """Cross-entropy over every labelled pixel (or window): the criterion the models are given."""
-    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
-
-
 def training_loss(model, images, masks, config: TrainConfig, rng, criterion=pixel_loss):
     """The loss of one batch, as the model computes it (whole images, or sampled windows).
 
@@ -124,14 +118,6 @@ def training_loss(model, images, masks, config: TrainConfig, rng, criterion=pixe
 def has_labels(masks: np.ndarray) -> bool:
     """Whether a batch's (host) masks label any pixel: one without gives no loss to learn from."""
     return bool((masks != IGNORE_INDEX).any())
-
-
-def normalized(images: np.ndarray, normalization: dict | None) -> np.ndarray:
-    """images scaled by the training set's per-channel {"mean": [...], "std": [...]}, if any."""
-    if normalization is None:
-        return images
-    return normalize(images, np.asarray(normalization["mean"], dtype=np.float32),
-                     np.asarray(normalization["std"], dtype=np.float32))
 
 
 def weights_are_finite(model) -> bool:
@@ -197,39 +183,6 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
         if out_of_time:
             break
     return total / count if count else None
-
-
-def predict_labels(model, images: np.ndarray, device: str, batch_size: int = 16,
-                   normalization: dict | None = None) -> np.ndarray:
-    """(N, H, W) int64 labels for (N, C, H, W) images, batch by batch, on the host."""
-    model.eval()
-    labels = []
-    with no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = normalized(images[start:start + batch_size], normalization)
-            labels.append(backend.to_numpy(model.predict(Tensor(batch, device=device)).data))
-    return np.concatenate(labels).astype(np.int64)
-
-
-def evaluate(model, dataset, device: str, batch_size: int = 16, normalization: dict | None = None) -> dict:
-    """Loss and metrics of `model` on every pixel of `dataset` (one confusion matrix)."""
-    model.eval()
-    matrix = ConfusionMatrix(dataset.num_classes, ignore_index=IGNORE_INDEX)
-    scorer = model.inference_model()             # the naive model's to_fcn(): same labels, far faster
-    loss_sum, loss_weight = 0.0, 0
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    with no_grad():
-        for images, masks in loader:
-            logits = scorer(Tensor(normalized(images, normalization), device=device))
-            valid = int((masks != IGNORE_INDEX).sum())
-            if valid:
-                loss = pixel_loss(logits, backend.to_device(masks, device))
-                loss_sum += float(loss.item()) * valid
-                loss_weight += valid
-            matrix.update(backend.to_numpy(logits.data.argmax(axis=1)), masks)
-    metrics = matrix.compute()
-    metrics["loss"] = loss_sum / max(1, loss_weight)
-    return metrics
 
 
 # ----------------------------------------------------------------- checkpoints and history
