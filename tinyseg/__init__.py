@@ -3,7 +3,8 @@
 from tinyseg.autograd import is_grad_enabled, no_grad
 from tinyseg.backend import cuda_available, get_array_module, get_default_device, set_default_device
 from tinyseg.gradcheck import GradcheckError, gradcheck
-from tinyseg.tensor import Tensor, cat
+from tinyseg.tensor import Tensor
+from tinyseg.functional.concat import cat
 from tinyseg import functional
 
 __version__ = "0.1.0"

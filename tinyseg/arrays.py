@@ -1,11 +1,16 @@
 """The array rules a Tensor follows: making arrays, undoing broadcasting, promoting constants.
 
-Three small functions that tensor.py calls in many places, kept apart so
-that tensor.py reads as the Tensor and its operations only:
+Small functions that tensor.py calls in many places, kept apart so that
+tensor.py reads as the Tensor and its operations only:
 
     as_array(data, dtype, device)        numbers and lists -> a NumPy/CuPy array
     unbroadcast(grad, shape)             sum a broadcast gradient back to `shape`
     constant_result_dtype(dtype, c)      the dtype of `tensor (op) c`, as NumPy says
+
+and the checks behind its clear errors, each naming the operation and what
+it was given: two operands on one device with one dtype
+(check_operands_agree, check_constant_device), shapes that broadcast
+(check_broadcastable) and shapes a matrix product accepts (check_matmul_shapes).
 """
 
 from __future__ import annotations
@@ -55,3 +60,48 @@ def unbroadcast(grad, shape):
         if size == 1 and grad.shape[axis] != 1:  # axes stretched from 1
             grad = grad.sum(axis=axis, keepdims=True)
     return grad
+
+
+# ----------------------------------------------------------------- the checks behind clear errors
+def check_operands_agree(op: str, a, b) -> None:
+    """ValueError unless the two operands a and b are on one device, TypeError unless of one dtype.
+
+    Nothing is cast or copied to make them agree: a tensor may carry a
+    gradient, and a silent cast or device copy would hide where it went.
+    (The functional operators name each argument instead:
+    functional/validate.py, check_same_device_and_dtype.)
+    """
+    if a.device != b.device:
+        raise ValueError(f"{op}: operands are on different devices: {a.device} and "
+                         f"{b.device}; move one with .to(device)")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: operands have different dtypes: {a.dtype} (shape "
+                        f"{a.shape}) and {b.dtype} (shape {b.shape}); cast one with .astype()")
+
+
+def check_constant_device(op: str, device: str, constant) -> None:
+    """ValueError if `constant` is an array on another device than `device` (a number is fine)."""
+    if backend.is_array(constant) and backend.device_of(constant) != device:
+        raise ValueError(f"{op}: operands are on different devices: "
+                         f"{device} and {backend.device_of(constant)}")
+
+
+def check_broadcastable(op: str, shape_a: tuple, shape_b: tuple) -> None:
+    """ValueError naming both shapes unless NumPy can broadcast them together."""
+    try:
+        np.broadcast_shapes(shape_a, shape_b)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {shape_a} and {shape_b} cannot be "
+                         "broadcast together") from None
+
+
+def check_matmul_shapes(shape_a: tuple, shape_b: tuple) -> None:
+    """ValueError unless (..., n, k) @ (..., k, m) fits, with broadcastable batch axes."""
+    fits = len(shape_a) >= 2 and len(shape_b) >= 2 and shape_a[-1] == shape_b[-2]
+    try:
+        np.broadcast_shapes(shape_a[:-2], shape_b[:-2])               # the batch axes
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"matmul: shapes {shape_a} and {shape_b} do not fit "
+                         "(need (..., n, k) @ (..., k, m) with broadcastable batch axes)")

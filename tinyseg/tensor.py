@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyseg import autograd, backend
-from tinyseg.arrays import as_array, constant_result_dtype, unbroadcast
+from tinyseg.arrays import (as_array, check_broadcastable, check_constant_device, check_matmul_shapes,
+                            check_operands_agree, constant_result_dtype, unbroadcast)
 
 
 class Tensor:
@@ -154,22 +155,14 @@ class Tensor:
     def _other(self, other, op: str) -> "Tensor":
         """The other operand as a Tensor on our device and of our dtype, or a clear error.
 
-        Two tensors must already agree: tinyseg never casts a tensor that may
-        carry a gradient behind your back. A number or array operand becomes a
-        constant; `_operands` decides its dtype.
+        Two tensors must already agree (check_operands_agree): tinyseg
+        never casts a tensor that may carry a gradient behind your back. A
+        number or array operand becomes a constant; `_operands` decides its dtype.
         """
         if not isinstance(other, Tensor):
-            if backend.is_array(other) and backend.device_of(other) != self.device:
-                raise ValueError(f"{op}: operands are on different devices: "
-                                 f"{self.device} and {backend.device_of(other)}")
+            check_constant_device(op, self.device, other)
             return Tensor(self.xp.asarray(other, dtype=self.dtype))
-        if other.device != self.device:
-            raise ValueError(f"{op}: operands are on different devices: {self.device} and "
-                             f"{other.device}; move one with .to(device)")
-        if other.dtype != self.dtype:
-            raise TypeError(f"{op}: operands have different dtypes: {self.dtype} (shape "
-                            f"{self.shape}) and {other.dtype} (shape {other.shape}); "
-                            f"cast one with .astype()")
+        check_operands_agree(op, self, other)
         return other
 
     def _operands(self, other, op: str) -> tuple:
@@ -194,11 +187,7 @@ class Tensor:
             dtype = constant_result_dtype(self.dtype, other)
             a = self if dtype == self.dtype else self.astype(dtype)
             other = a._other(other, op)
-        try:
-            np.broadcast_shapes(a.shape, other.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {other.shape} cannot be "
-                             "broadcast together") from None
+        check_broadcastable(op, a.shape, other.shape)
         return a, other
 
     # ----------------------------------------------------------- elementwise arithmetic
@@ -333,13 +322,7 @@ class Tensor:
     def __matmul__(self, other) -> "Tensor":
         other = self._other(other, "matmul")
         a, b = self, other
-        try:
-            if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-                raise ValueError
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])   # the batch axes
-        except ValueError:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit "
-                             "(need (..., n, k) @ (..., k, m) with broadcastable batch axes)") from None
+        check_matmul_shapes(a.shape, b.shape)             # (..., n, k) @ (..., k, m)
 
         def backward(grad):  # C = AB: dA = dC B^T, dB = A^T dC
             grad_a = grad @ b.data.swapaxes(-1, -2)
@@ -417,29 +400,3 @@ class Tensor:
 
         return Tensor.from_op(x.data[index], (x,), backward, "getitem")
 
-
-def cat(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along `axis` (U-Net's skip connections join channels, axis=1).
-
-    Backward cuts the gradient back into the pieces' sizes along `axis`.
-    """
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: needs at least one tensor")
-    first = tensors[0]
-    for i, t in enumerate(tensors[1:], start=1):
-        first._other(t, "cat")  # same device and dtype
-        if t.ndim != first.ndim or any(
-            a != b for k, (a, b) in enumerate(zip(t.shape, first.shape)) if k != axis % first.ndim
-        ):
-            raise ValueError(f"cat: tensors[{i}] has shape {t.shape}, which does not match "
-                             f"tensors[0] shape {first.shape} except along axis {axis}")
-    xp = first.xp
-    sizes = [t.shape[axis] for t in tensors]
-    boundaries = np.cumsum(sizes)[:-1].tolist()
-
-    def backward(grad):
-        return tuple(xp.split(grad, boundaries, axis=axis))
-
-    data = xp.concatenate([t.data for t in tensors], axis=axis)
-    return Tensor.from_op(data, tensors, backward, "cat")

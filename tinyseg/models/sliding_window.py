@@ -47,13 +47,14 @@ import numpy as np
 
 from tinyseg import backend
 from tinyseg import functional as F
+from tinyseg.functional.concat import cat
 from tinyseg.im2col import pad_image, window_view
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d
 from tinyseg.nn.layers import Flatten, Linear, ReLU
 from tinyseg.nn.module import Parameter, Sequential
-from tinyseg.tensor import Tensor, cat
+from tinyseg.tensor import Tensor
 
 
 class SlidingWindow(SegmentationModel):

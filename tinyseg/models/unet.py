@@ -48,12 +48,13 @@ from __future__ import annotations
 import numpy as np
 
 from tinyseg import functional as F
+from tinyseg.functional.concat import cat
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d, ConvTranspose2d
 from tinyseg.nn.layers import BatchNorm2d, MaxPool2d, ReLU
 from tinyseg.nn.module import Sequential
-from tinyseg.tensor import Tensor, cat
+from tinyseg.tensor import Tensor
 
 DOWNSAMPLING = ("pool", "conv")
 
