@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyseg.data import (IGNORE_INDEX, DataError, DataLoader, SegmentationDataset, check_images,
+from tinyseg.data import (IGNORE_INDEX, DataError, DataLoader, SegmentationDataset,
                           load_folder, normalize, read_image, read_mask)
 from tinyseg.data.images import resize_image, resize_mask
 from tinyseg.data.problems import SHOWN_PROBLEMS
@@ -372,8 +372,8 @@ def test_crops_cut_image_and_mask_at_the_same_seeded_place():
             for image in batch_images:
                 corners.add(float(image.sum()))
     assert len(corners) > 6                                    # crops differ by example and epoch
-    resumed = DataLoader(data, batch_size=3, seed=0, augment=True, crop=(4, 5))
-    resumed.load_state_dict({"seed": 2, "epoch": 1})
+    resumed = DataLoader(data, batch_size=3, seed=2, augment=True, crop=(4, 5))
+    resumed.set_epoch(1)                                       # as a resumed run does
     for (a, b), (want_a, want_b) in zip(resumed, epochs[1]):
         assert np.array_equal(a, want_a) and np.array_equal(b, want_b)
 
@@ -395,18 +395,6 @@ def test_an_image_smaller_than_the_crop_is_padded():
     assert (masks[0, :2] == 1).all() and (masks[0, 2:] == IGNORE_INDEX).all()
     with pytest.raises(ValueError, match="crop must be two positive integers"):
         DataLoader(data, crop=(0, 3))
-
-
-def test_check_images_lists_every_bad_input_file(tmp_path):
-    good = save(tmp_path / "good.png", np.zeros((4, 4), np.uint8))
-    colour = save(tmp_path / "colour.jpg", np.zeros((4, 4, 3), np.uint8))
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    assert check_images([good, colour]) == [1, 3]
-    with pytest.raises(DataError) as caught:
-        check_images([good, tmp_path / "broken.png", tmp_path / "missing.tif"])
-    message = str(caught.value)
-    assert message.startswith("2 problems in the input images:")
-    assert "broken.png: not an image" in message and "missing.tif: no such file" in message
 
 
 def test_a_stack_of_pictures_in_one_tiff_is_a_problem(tmp_path):

@@ -7,7 +7,6 @@
     load_folder           your own PNG/JPEG/TIFF images and PNG masks from a folder, checked
     DataError             every problem found in a folder, in one error
     read_image            one image file as float32 (C, H, W), as a viewer shows it
-    check_images          read a list of image files once, one DataError for all their problems
     normalize             (x - mean) / std per channel, with the training images' statistics
     DataLoader            shuffled, optionally flipped and cropped batches (B, C, H, W), (B, H, W)
 
@@ -21,9 +20,8 @@ from tinyseg.data.images import read_image, read_mask
 from tinyseg.data.loader import DataLoader, collate, crop_pair, flip_pair
 from tinyseg.data.normalize import normalize
 from tinyseg.data.problems import DataError
-from tinyseg.data.scan import check_images
 from tinyseg.data.shapes import SHAPE_KINDS, make_shapes, shapes_dataset
 
 __all__ = ["IGNORE_INDEX", "SegmentationDataset", "FolderDataset", "load_folder", "DataError",
-           "read_image", "read_mask", "check_images", "normalize", "DataLoader", "collate", "crop_pair", "flip_pair",
+           "read_image", "read_mask", "normalize", "DataLoader", "collate", "crop_pair", "flip_pair",
            "SHAPE_KINDS", "make_shapes", "shapes_dataset"]

@@ -13,9 +13,10 @@ flips) comes from one generator seeded with the pair (seed, e):
 
 So the batches of epoch e depend on nothing but (seed, e): not on how many
 epochs ran before, nor on the process. A training run resumed at epoch 5
-calls `loader.set_epoch(5)` (or `load_state_dict` with the saved state) and
-sees exactly the batches the uninterrupted run would have seen. The epoch
-counter moves on by one each time a pass over the loader completes.
+calls `loader.set_epoch(5)` and sees exactly the batches the uninterrupted
+run would have seen: the seed and the epoch, all a checkpoint needs for
+this, are in it already (train.py sets the epoch before every pass). The
+epoch counter moves on by one each time a pass over the loader completes.
 
 Augmentation (augment="flip", or True as before): each example is flipped
 left-right with probability 1/2 and upside-down with probability 1/2. A
@@ -88,14 +89,6 @@ class DataLoader:
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass over the loader be epoch `epoch`."""
         self.epoch = int(epoch)
-
-    def state_dict(self) -> dict:
-        """What a checkpoint needs to resume the same batch order: {"seed", "epoch"}."""
-        return {"seed": self.seed, "epoch": self.epoch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
 
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The random choices of `epoch`, from (seed, epoch) alone.

@@ -84,21 +84,8 @@ def scan_pair(image_path: Path, mask_path: Path, scale: float, problems: list) -
                        labels.astype(np.int64), counts[labels].astype(np.int64))
 
 
-def check_images(paths, where: str = "the input images") -> list[int]:
-    """Read every image file of `paths` once; their channel counts, or ONE DataError listing every
-    file that is missing, unreadable, cut short or holds NaN (for predict's inputs)."""
-    problems: list = []
-    channels = []
-    for path in paths:
-        image = read_or_note(read_image, Path(path), problems)
-        channels.append(0 if image is None else image.shape[0])
-    if problems:
-        raise DataError(where, problems)
-    return channels
-
-
 def read_or_note(reader, path: Path, problems: list):
-    """reader(path), or None with the reader's DataError noted in `problems`."""
+    """reader(path), or None with the reader's DataError noted in `problems` (predict uses it too)."""
     try:
         return reader(path)
     except DataError as error:
