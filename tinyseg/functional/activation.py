@@ -17,7 +17,10 @@ from tinyseg.tensor import Tensor
 
 
 def relu(x: Tensor) -> Tensor:
-    """max(x, 0), elementwise."""
+    """max(x, 0), elementwise.
+
+    Saved for backward (Tensor.relu): the output, shaped like x (where it is > 0 the gradient passes).
+    """
     check_tensor(x, "input", "relu")
     return x.relu()
 
@@ -35,7 +38,10 @@ def check_dim(x: Tensor, dim: int, op: str) -> None:
 
 
 def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
-    """log of softmax along `dim` (the class axis, 1 for NCHW logits)."""
+    """log of softmax along `dim` (the class axis, 1 for NCHW logits).
+
+    Saved for backward: the output log p, shaped like x (not x itself).
+    """
     check_tensor(x, "input", "log_softmax")
     check_dim(x, dim, "log_softmax")
     out = log_softmax_array(x.data, dim)
@@ -48,7 +54,10 @@ def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
 
 
 def softmax(x: Tensor, dim: int = 1) -> Tensor:
-    """Probabilities along `dim`: entries in (0, 1] that sum to 1."""
+    """Probabilities along `dim`: entries in (0, 1] that sum to 1.
+
+    Saved for backward: the output p, shaped like x (not x itself).
+    """
     check_tensor(x, "input", "softmax")
     check_dim(x, dim, "softmax")
     xp = x.xp

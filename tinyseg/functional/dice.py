@@ -69,6 +69,8 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
     target: (N,) or (N, H, W) class indices in [0, C), or ignore_index.
     weight: optional (C,) class weights. smooth: s >= 0 added to both sides of the ratio.
     reduction: "mean" (weighted mean over classes), "sum" (weighted sum), "none" ((C,)).
+    Saved for backward: the softmax p and the one-hot target, each (N, C, H, W),
+    the counted-pixel mask (N, 1, H, W) and (C,) vectors (dice, denominators, weights).
     """
     op = "dice_loss"
     check_loss_input(op, input, reduction)
@@ -103,7 +105,7 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
     else:
         out = losses
 
-    # backward keeps p, onehot and valid alive: two (N, C, H, W) arrays and one (N, 1, H, W).
+    # backward keeps p, onehot and valid alive (see the docstring): not the logits.
     def backward(grad):                      # grad: () for mean/sum, (C,) for none
         if reduction == "mean":
             a = class_weight * (grad / total_weight)                 # (C,): dL/dloss_c

@@ -24,7 +24,10 @@ from tinyseg.tensor import Tensor
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x (B, in) @ weight (out, in)^T + bias (out,) -> (B, out)."""
+    """x (B, in) @ weight (out, in)^T + bias (out,) -> (B, out).
+
+    Saved for backward: x (B, in) and weight (out, in) themselves (no copies); nothing of the bias.
+    """
     op = "linear"
     check_tensor(x, "input", op, 2, "(B, in_features)")
     check_tensor(weight, "weight", op, 2, "(out_features, in_features)")

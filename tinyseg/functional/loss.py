@@ -40,6 +40,8 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
 
     target: (N,) or (N, H, W) integer class indices in [0, C), or ignore_index.
     weight: optional (C,) class weights. reduction: "mean", "sum" or "none".
+    Saved for backward: the softmax p (N, C, H, W) (the one buffer, not the
+    logits), the int64 targets (N, 1, H, W) and the pixel weights (N, H, W).
     """
     op = "cross_entropy"
     check_loss_input(op, logits, reduction)

@@ -60,6 +60,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     training=True: use the batch's statistics and update running_mean and
     running_var in place (if given). training=False: use the running
     statistics (or the batch's, when none are given).
+    Saved for backward: x (N, C, H, W) itself (no normalised copy x-hat) and
+    (C,) vectors: the mean, 1 / std and the scale weight / std.
     """
     op = "batch_norm"
     check_tensor(x, "input", op, 4, "(N, C, H, W)")

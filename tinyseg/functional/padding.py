@@ -11,6 +11,7 @@ def pad(x: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
 
     For an (N, C, H, W) image, pad=(left, right, top, bottom). The U-Net pads
     images whose size is not a multiple of 2**depth, then crops the result.
+    Saved for backward: no array, only the slices of the original region.
     """
     op = "pad"
     check_tensor(x, "input", op)

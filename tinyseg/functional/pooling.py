@@ -30,6 +30,9 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 
     Padding pads with -inf (it never wins) and may be at most half the kernel,
     as in PyTorch, so that every window holds at least one real pixel.
+    Saved for backward: the input x (N, C, H, W) (a -inf-padded copy
+    (N, C, H + 2ph, W + 2pw) when padding > 0), through its window view, and the
+    output y (N, C, OH, OW); no argmax indices: backward finds each window's max again.
     """
     op = "max_pool2d"
     check_tensor(x, "input", op, 4, "(N, C, H, W)")
