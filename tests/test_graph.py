@@ -191,10 +191,10 @@ def test_graph_command_draws_a_grouped_unet(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(graph.shutil, "which", lambda name: None)
     out = tmp_path / "unet.svg"
     assert main(["graph", "--model", "unet", "--size", "16", "16", "--base-channels", "2",
-                 "--depth", "2", "--out", str(out), "--group-by-module"]) == 0
+                 "--depth", "2", "--no-batch-norm", "--out", str(out), "--group-by-module"]) == 0
     text = capsys.readouterr().out
-    # 2 blocks of 4 (conv, relu, conv, relu) + 2 pools, bottleneck 4, 2 x (up, cat, block of 4),
-    # head, loss: 8 + 2 + 4 + 12 + 1 + 1
+    # without batch norm: 2 blocks of 4 (conv, relu, conv, relu) + 2 pools, bottleneck 4,
+    # 2 x (up, cat, block of 4), head, loss: 8 + 2 + 4 + 12 + 1 + 1
     assert "wrote" in text and "dot -Tsvg" in text and "unet: 28 operations" in text
     parsed = parse((tmp_path / "unet.dot").read_text())
     assert "decoder.1" in dict(parsed["clusters"])
@@ -214,3 +214,15 @@ def test_fcn_graph_has_one_conv_per_layer():
                            np.zeros((1, 4, 4), dtype=np.int64))
     parsed = check_against_graph(loss, to_dot(loss, model=model))
     assert list(parsed["nodes"].values()).count("conv2d") == 4
+
+
+def test_graph_command_takes_the_model_options_of_train(tmp_path, capsys):
+    from tinyseg.cli import build_parser, main
+    train = vars(build_parser().parse_args(["train"]))
+    drawn = vars(build_parser().parse_args(["graph"]))
+    assert {name: drawn[name] for name in ("base_channels", "depth", "width", "window", "batch_norm")} \
+        == {name: train[name] for name in ("base_channels", "depth", "width", "window", "batch_norm")}
+    assert main(["graph", "--model", "unet", "--size", "16", "16", "--base-channels", "2",
+                 "--depth", "2", "--out", str(tmp_path / "unet.dot")]) == 0
+    # train's default U-Net has batch norm: one more operation after each of its 10 convolutions
+    assert "unet: 38 operations" in capsys.readouterr().out

@@ -53,6 +53,7 @@ import subprocess
 import numpy as np
 
 from tinyseg import autograd
+from tinyseg.models.options import add_model_arguments, model_config, model_settings
 from tinyseg.tensor import Tensor
 
 FORMATS = ("svg", "png", "pdf")       # what `dot` is asked to write; ".dot" is the text itself
@@ -234,10 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="graph.svg", help="picture to write (.svg, .png, .pdf, .dot)")
     parser.add_argument("--in-channels", type=int, default=3)
     parser.add_argument("--classes", type=int, default=4, help="number of classes")
-    parser.add_argument("--base-channels", type=int, default=16, help="U-Net channels at level 0")
-    parser.add_argument("--depth", type=int, default=3, help="U-Net levels / FCN 3x3 layers")
-    parser.add_argument("--width", type=int, default=16, help="FCN / naive channels")
-    parser.add_argument("--window", type=int, default=7, help="naive window size (odd)")
+    add_model_arguments(parser)               # --base-channels, --depth, --width, ... as in train
     parser.add_argument("--group-by-module", action="store_true",
                         help="draw a box around what each module made (a U-Net level, a block)")
     parser.add_argument("--group-depth", type=int, default=2,
@@ -246,13 +244,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_model(args):
-    """The model to draw, from the parsed options."""
-    from tinyseg.models import FCN, SlidingWindow, UNet
-    if args.model == "unet":
-        return UNet(args.in_channels, args.classes, base_channels=args.base_channels, depth=args.depth)
-    if args.model == "fcn":
-        return FCN(args.in_channels, args.classes, width=args.width, depth=args.depth)
-    return SlidingWindow(args.in_channels, args.classes, window=args.window, width=args.width)
+    """The model to draw, from the parsed options (the same table as `tinyseg train`'s)."""
+    from tinyseg.models import build_model as build
+    return build(model_config(args.model, model_settings(args), args.in_channels, args.classes))
 
 
 def run(args) -> int:

@@ -1,4 +1,4 @@
-"""The models' options: one table read by `tinyseg train`, `tinyseg tour` and `tinyseg complexity`.
+"""The models' options: one table read by `tinyseg train`, `tour`, `complexity` and `graph`.
 
 Each row says what one option means, its default and which models read it,
 so `--depth 2` means the same thing whichever command it is given to:
