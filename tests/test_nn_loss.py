@@ -69,7 +69,7 @@ def test_cross_entropy_loss_matches_torch():
 
 
 @pytest.mark.parametrize("name, kind", [("ce", nn.CrossEntropyLoss), ("dice", nn.DiceLoss),
-                                        ("ce+dice", nn.CrossEntropyDiceLoss)])
+                                        ("ce+dice", nn.CrossEntropyDiceLoss), ("focal", nn.FocalLoss)])
 def test_make_loss_builds_the_named_criterion(name, kind):
     from tinyseg.nn.loss import make_loss
     criterion = make_loss(name, weight=WEIGHT, ignore_index=255)
@@ -79,5 +79,5 @@ def test_make_loss_builds_the_named_criterion(name, kind):
 
 def test_make_loss_names_the_option():
     from tinyseg.nn.loss import make_loss
-    with pytest.raises(ValueError, match=r"--loss must be one of ce, dice, ce\+dice, got 'focal'"):
-        make_loss("focal")
+    with pytest.raises(ValueError, match=r"--loss must be one of ce, dice, ce\+dice, focal, got 'tversky'"):
+        make_loss("tversky")

@@ -66,7 +66,7 @@ def test_resume_with_every_option_is_bit_identical(tmp_path, monkeypatch):
 
 def test_changing_the_loss_or_class_weights_on_resume_is_refused(tmp_path):
     fit(tiny_config(tmp_path, epochs=1, warmup_epochs=0), show_progress=False, log=quiet)
-    for change in (dict(loss="ce"), dict(class_weights="1,1,1,1")):
+    for change in (dict(loss="ce"), dict(class_weights="1,1,1,1"), dict(focal_gamma=1.0)):
         with pytest.raises(ValueError, match="--" + next(iter(change)).replace("_", "-")):
             fit(tiny_config(tmp_path, epochs=2, warmup_epochs=0, **change), resume=True,
                 show_progress=False, log=quiet)
@@ -77,6 +77,8 @@ def test_changing_the_loss_or_class_weights_on_resume_is_refused(tmp_path):
     (["--class-weights", "1,-2,1,1"], "class 1 must be a positive"),
     (["--warmup-epochs", "2", "--epochs", "2"], "--warmup-epochs"),
     (["--warmup-epochs", "-1"], "--warmup-epochs"),
+    (["--loss", "focal", "--focal-gamma", "nan"], "--focal-gamma must be a finite number >= 0, got nan"),
+    (["--loss", "focal", "--focal-gamma", "-1"], "--focal-gamma must be a finite number >= 0"),
 ])
 def test_bad_options_are_one_line_naming_the_option(tmp_path, capsys, argv, message):
     code = main(["train", "--out", str(tmp_path), "--train-count", "4", "--val-count", "2",
@@ -119,3 +121,21 @@ def test_augment_command_writes_a_picture(tmp_path, capsys):
     path = tmp_path / "aug.png"
     assert main(["augment", "--out", str(path), "--count", "2", "--epochs", "1", "--size", "16"]) == 0
     assert path.stat().st_size > 0
+
+
+def test_focal_loss_trains_with_its_gamma(tmp_path, monkeypatch):
+    from tinyseg import nn
+    built = []
+    real_make_loss = train_module.make_loss
+
+    def recording_make_loss(*args, **kwargs):
+        built.append(real_make_loss(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(train_module, "make_loss", recording_make_loss)
+    config = tiny_config(tmp_path, epochs=1, warmup_epochs=0, loss="focal", focal_gamma=0.5)
+    metrics = fit(config, show_progress=False, log=quiet)
+    assert type(built[0]) is nn.FocalLoss and built[0].gamma == 0.5
+    assert np.isfinite(metrics["mean_iou"])
+    _, meta = load_checkpoint(str(tmp_path / "last.npz"))
+    assert (meta["train_config"]["loss"], meta["train_config"]["focal_gamma"]) == ("focal", 0.5)

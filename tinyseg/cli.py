@@ -18,6 +18,7 @@ from dataclasses import fields
 
 from tinyseg.checkpoint import CheckpointError
 from tinyseg.models.options import add_model_arguments
+from tinyseg.nn.loss import LOSSES
 from tinyseg.train import TrainConfig, TrainingError
 
 DEFAULTS = TrainConfig()
@@ -64,8 +65,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="none; flip: random flips (default); standard: flips, quarter turns, "
                         "scale 0.75-1.25 with a crop back to size, brightness and contrast")
     parser.add_argument("--no-augment", action="store_true", help="the same as --augment none")
-    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=d.loss,
-                        help="cross-entropy, soft Dice, or their sum")
+    parser.add_argument("--loss", choices=list(LOSSES), default=d.loss,
+                        help="cross-entropy, soft Dice, their sum, or focal loss")
+    parser.add_argument("--focal-gamma", type=float, default=d.focal_gamma,
+                        help="--loss focal: weight each pixel's cross-entropy by (1 - p_t)^GAMMA, "
+                        "so pixels already right count less (0 is cross-entropy)")
     parser.add_argument("--schedule", choices=["none", "step", "cosine", "poly"], default=d.schedule,
                         help="learning-rate schedule, stepped once per epoch")
     parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs,

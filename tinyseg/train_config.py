@@ -67,7 +67,8 @@ class TrainConfig:
     check_every: int = 1              # read the loss (a device->host copy) every this many steps
     time_budget: float = 0.0          # seconds of training (0: no limit); stops mid-epoch when spent
     # loss and learning rate
-    loss: str = "ce"                  # ce | dice | ce+dice (nn/loss.py)
+    loss: str = "ce"                  # ce | dice | ce+dice | focal (nn/loss.py)
+    focal_gamma: float = 2.0          # --loss focal only: pixels weighted by (1 - p_t)^gamma
     schedule: str = "none"            # none | step | cosine | poly (optim/lr_scheduler.py), per epoch
     warmup_epochs: int = 0            # epochs of linear warm-up before the schedule
     class_weights: str = "none"       # none | auto (from the training masks) | "1,2,5" (one per class)
@@ -75,8 +76,9 @@ class TrainConfig:
 
 # Settings a resumed run may not change: they decide what the saved weights mean.
 FIXED_ON_RESUME = ("model", "data", "seed", "batch_size", "optimizer", "base_channels", "depth",
-                   "width", "window", "naive_depth", "down", "batch_norm", "size", "train_count", "val_count",
-                   "classes", "crop", "scale", "windows_per_image", "loss", "class_weights")
+                   "width", "window", "naive_depth", "down", "batch_norm", "size", "train_count",
+                   "val_count", "classes", "crop", "scale", "windows_per_image", "loss", "focal_gamma",
+                   "class_weights")
 
 
 def option(name: str) -> str:
@@ -118,6 +120,7 @@ def check_config(config: TrainConfig) -> None:
     if config.classes is not None:
         check_number("classes", config.classes, 2, integer=True)
     check_choice("loss", config.loss, LOSSES)
+    check_number("focal_gamma", config.focal_gamma, 0, integer=False)
     check_choice("schedule", config.schedule, SCHEDULES)
     check_choice("augment", augment_policy(config.augment), POLICIES)
     check_number("warmup_epochs", config.warmup_epochs, 0, integer=True)

@@ -111,15 +111,18 @@ class FocalLoss(WeightedLoss):
         return f"gamma={self.gamma}, {super().extra_repr()}"
 
 
-LOSSES = ("ce", "dice", "ce+dice")
+LOSSES = ("ce", "dice", "ce+dice", "focal")
 
 
-def make_loss(name: str, weight=None, ignore_index: int = -100) -> Module:
-    """The criterion of `--loss NAME`: "ce" cross-entropy, "dice" Dice, "ce+dice" their sum."""
+def make_loss(name: str, weight=None, ignore_index: int = -100, gamma: float = 2.0) -> Module:
+    """The criterion of `--loss NAME`: "ce" cross-entropy, "dice" Dice, "ce+dice" their sum,
+    "focal" focal loss with exponent `gamma` (`--focal-gamma`)."""
     if name == "ce":
         return CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
     if name == "dice":
         return DiceLoss(weight=weight, ignore_index=ignore_index)
     if name == "ce+dice":
         return CrossEntropyDiceLoss(weight=weight, ignore_index=ignore_index)
+    if name == "focal":
+        return FocalLoss(gamma=gamma, weight=weight, ignore_index=ignore_index)
     raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {name!r}")
