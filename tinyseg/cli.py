@@ -46,8 +46,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the run OUT already holds (without it, or --resume, "
                         "a folder with a run is refused)")
     add_model_arguments(parser)                      # --depth, --width, ...: models/options.py
-    parser.add_argument("--windows-per-image", type=int, default=d.windows_per_image,
-                        help="naive model: windows sampled from each image per step")
     parser.add_argument("--size", type=int, default=d.size, help="built-in image size")
     parser.add_argument("--train-count", type=int, default=None,
                         help="built-in data: training images (default 800); a folder trains on "

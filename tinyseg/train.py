@@ -78,10 +78,8 @@ def build_datasets(config: TrainConfig):
 
 def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dict:
     """The build_model() config of the model config.model names (models/options.py builds it)."""
-    built = options.model_config(config.model, vars(config), in_channels, num_classes)
-    if config.model == "naive":            # how it trains, not its architecture: not in its config
-        built["windows_per_image"] = config.windows_per_image
-    return dict(built, seed=config.seed)
+    return dict(options.model_config(config.model, vars(config), in_channels, num_classes),
+                seed=config.seed)
 
 
 def make_optimizer(config: TrainConfig, parameters):

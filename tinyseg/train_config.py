@@ -55,6 +55,7 @@ class TrainConfig:
     naive_depth: int = MODEL_DEFAULTS["naive_depth"]       # sliding-window 3x3 layers
     down: str = MODEL_DEFAULTS["down"]                     # U-Net downsampling: pool | conv
     batch_norm: bool = MODEL_DEFAULTS["batch_norm"]        # U-Net with BatchNorm2d: ~2x faster to train
+    windows_per_image: int = MODEL_DEFAULTS["windows_per_image"]   # sliding window: per image per step
     # data
     size: int = 64                    # built-in images are size x size
     train_count: int | None = None    # shapes: 800 training images; folders: every training pair
@@ -63,7 +64,6 @@ class TrainConfig:
     augment: str = "flip"             # none | flip | standard (data/augment.py)
     crop: list | None = None          # [H, W]: train on random crops of this size
     scale: float = 1.0                # folders: resize every image and mask by this factor
-    windows_per_image: int = 256      # naive model: windows sampled per image per step
     check_every: int = 1              # read the loss (a device->host copy) every this many steps
     time_budget: float = 0.0          # seconds of training (0: no limit); stops mid-epoch when spent
     # loss and learning rate

@@ -11,6 +11,7 @@ so `--depth 2` means the same thing whichever command it is given to:
     --width           32       fcn, naive      channels of every 3x3 convolution
     --window          15       naive           the sliding window's side (odd)
     --naive-depth     2        naive           the sliding window's unpadded 3x3 layers
+    --windows-per-image 256    naive           windows it trains on, per image and step
 
     add_model_arguments(parser)                      # every row as a command-line option
     model_config("fcn", vars(args), in_channels=3, num_classes=4)
@@ -59,6 +60,8 @@ MODEL_OPTIONS = (
     ModelOption("window", 15, "sliding-window size (odd)", ("naive",)),
     ModelOption("naive_depth", 2, "sliding-window unpadded 3x3 layers (each shrinks the window by 2)",
                 ("naive",)),
+    ModelOption("windows_per_image", 256, "sliding window: windows sampled from each image per "
+                "training step (how it trains; not part of its architecture)", ("naive",)),
 )
 
 MODEL_DEFAULTS = {option.name: option.default for option in MODEL_OPTIONS}
@@ -100,5 +103,6 @@ def model_config(model: str, settings: dict, in_channels: int, num_classes: int)
             raise ValueError(f"--window must be >= {2 * s['naive_depth'] + 1} for the naive model "
                              f"({s['naive_depth']} unpadded 3x3 convolutions, --naive-depth, fit in "
                              f"it), got {s['window']}")
-        return dict(name="naive", window=s["window"], width=s["width"], depth=s["naive_depth"], **common)
+        return dict(name="naive", window=s["window"], width=s["width"], depth=s["naive_depth"],
+                    windows_per_image=s["windows_per_image"], **common)
     raise ValueError(f"--model must be naive, fcn or unet, got {model!r}")
