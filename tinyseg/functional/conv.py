@@ -115,6 +115,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     weight is (O, C, kh, kw), bias (O,). stride > 1 is a strided convolution, the
     learned alternative to pooling for downsampling. stride and padding are ints
     or (h, w) pairs; kernels need not be square.
+
+    Saved for backward: x (N, C, H, W) and weight (O, C, kh, kw) themselves, no
+    im2col columns (C*kh*kw times the image): backward builds them again.
     """
     op = "conv2d"
     stride = positive_pair(stride, "stride", op)
@@ -153,6 +156,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
 
     and output_padding (< stride) picks one of the `stride` output sizes that a
     conv2d with these settings would map back to H.
+
+    Saved for backward: x (N, C_in, H, W) and weight (C_in, C_out, kh, kw); no columns.
     """
     op = "conv_transpose2d"
     stride = positive_pair(stride, "stride", op)

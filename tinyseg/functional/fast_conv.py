@@ -49,6 +49,10 @@ Tried and dropped: running the samples on two Python threads with one-thread
 BLAS (NumPy releases the GIL while copying) made the U-Net step slower on
 the 2-core machine, 694 against 566 ms, so OpenBLAS threads each product.
 
+Nothing is kept between forward and backward: these are plain functions of
+arrays, and backward builds its bands again from x and w, which conv.py's
+closures hold (so the graph never holds kh*kw copies of an image).
+
 Row order inside a band's columns is (tap, channel), not im2col's (channel,
 tap): each tap's C rows are then one contiguous block. The weight matrix
 is permuted to match once per call (O x C*kh*kw numbers, tiny).
