@@ -48,6 +48,11 @@ does both in one pass so that each band of dL/dy is prepared once.
 Tried and dropped: running the samples on two Python threads with one-thread
 BLAS (NumPy releases the GIL while copying) made the U-Net step slower on
 the 2-core machine, 694 against 566 ms, so OpenBLAS threads each product.
+Splitting each band's tap copies (`columns`, `add_columns`) by channel over
+two threads did not pay either: forward+backward of conv 64->64 on 8x128x128
+took 413 and 419 ms plain against 430 and 382 ms threaded, 16->16 33 and 36
+against 35 and 38 ms (quiet machine, alternating): the two cores share the
+memory bandwidth the copies are bound by.
 
 Nothing is kept between forward and backward: these are plain functions of
 arrays, and backward builds its bands again from x and w, which conv.py's
