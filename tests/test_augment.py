@@ -127,10 +127,17 @@ def test_policies_draw_what_they_say():
     flips = [draw_augmentation(rng, "flip") for _ in range(50)]
     assert all((a.quarter_turns, a.scale, a.contrast, a.brightness) == (0, 1.0, 1.0, 0.0) for a in flips)
     assert {a.horizontal for a in flips} == {a.vertical for a in flips} == {False, True}
-    standard = [draw_augmentation(rng, "standard") for _ in range(200)]
+    standard = [draw_augmentation(rng, "standard") for _ in range(400)]
     assert {a.quarter_turns for a in standard} == {0, 1, 2, 3}
     assert all(0.75 <= a.scale <= 1.25 and 0.8 <= a.contrast <= 1.2 and -0.1 <= a.brightness <= 0.1
                for a in standard)
+    # each of the three changes is on for about half the examples, independently of the others
+    turned = np.array([a.quarter_turns != 0 for a in standard])
+    scaled = np.array([a.scale != 1.0 for a in standard])
+    coloured = np.array([(a.contrast, a.brightness) != (1.0, 0.0) for a in standard])
+    for applied in (turned, scaled, coloured):
+        assert 0.4 < applied.mean() < 0.6
+    assert 0.05 < (~turned & ~scaled & ~coloured).mean() < 0.2              # 1/8 see none of them
     with pytest.raises(ValueError, match="--augment must be one of none, flip, standard, got 'heavy'"):
         draw_augmentation(rng, "heavy")
 

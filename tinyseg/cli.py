@@ -60,8 +60,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folders: resize images and masks by this factor when read (e.g. 0.5)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes")
     parser.add_argument("--augment", choices=["none", "flip", "standard"], default=d.augment,
-                        help="none; flip: random flips (default); standard: flips, quarter turns, "
-                        "scale 0.75-1.25 with a crop back to size, brightness and contrast")
+                        help="none; flip: random flips (default); standard: flips, then quarter "
+                        "turns, scale 0.75-1.25 with a crop back to size, and brightness and "
+                        "contrast, each on half the examples")
     parser.add_argument("--no-augment", action="store_true", help="the same as --augment none")
     parser.add_argument("--loss", choices=list(LOSSES), default=d.loss,
                         help="cross-entropy, soft Dice, their sum, or focal loss")
