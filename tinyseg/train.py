@@ -246,7 +246,8 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     if class_weights is not None:
         log("class weights (--class-weights " + config.class_weights + "):\n" + format_class_weights(
             train_set.class_names, class_weights, train_set.class_pixel_counts()))
-    criterion = make_loss(config.loss, class_weights, IGNORE_INDEX, gamma=config.focal_gamma).to(config.device)
+    criterion = make_loss(config.loss, class_weights, IGNORE_INDEX, gamma=config.focal_gamma)
+    criterion = criterion.to(config.device)
     loader = make_loader(train_set, config)
     n_params = sum(p.size for p in model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "

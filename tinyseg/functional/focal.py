@@ -56,10 +56,8 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from tinyseg.functional.activation import log_softmax_array
-from tinyseg.functional.loss import check_loss_input, check_target, check_weight
+from tinyseg.functional.loss import check_loss_input, check_target, check_weight, reduce_pixel_losses
 from tinyseg.tensor import Tensor
 
 
@@ -97,13 +95,7 @@ def focal_loss(input: Tensor, target, gamma: float = 2.0, weight=None, ignore_in
         pixel_weight = pixel_weight * class_weight[safe_target]
     losses = -modulating * log_pt * pixel_weight                     # (N, H, W)
     total_weight = pixel_weight.sum()
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):         # all ignored: 0/0 = nan, as PyTorch
-            out = losses.sum() / total_weight
-    elif reduction == "sum":
-        out = losses.sum()
-    else:
-        out = losses
+    out = reduce_pixel_losses(losses, total_weight, reduction)
 
     counted = q > 0                                                  # False where p_t rounds to 1
     l_over_q = xp.where(counted, log_pt / xp.where(counted, q, 1), -1)   # (N, H, W): l / q, -> -1

@@ -65,13 +65,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
         pixel_weight = pixel_weight * class_weight[safe_target]
     losses = neg_logp if class_weight is None and all_valid else neg_logp * pixel_weight   # (N, H, W)
     total_weight = pixel_weight.sum()
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):        # all ignored: 0/0 = nan, as PyTorch
-            out = losses.sum() / total_weight
-    elif reduction == "sum":
-        out = losses.sum()
-    else:
-        out = losses
+    out = reduce_pixel_losses(losses, total_weight, reduction)
 
     def backward(grad):                      # grad: () for mean/sum, (N, H, W) for none; keeps p
         if reduction == "mean":
@@ -85,6 +79,16 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
         return (gx,)
 
     return Tensor.from_op(out, (logits,), backward, op)
+
+
+def reduce_pixel_losses(losses, total_weight, reduction: str):
+    """"mean": sum(losses) / total_weight (the pixels' summed weights); "sum"; "none": losses as they are."""
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):        # all ignored: 0/0 = nan, as PyTorch
+            return losses.sum() / total_weight
+    if reduction == "sum":
+        return losses.sum()
+    return losses
 
 
 def check_loss_input(op: str, logits: Tensor, reduction: str) -> None:
