@@ -82,7 +82,8 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
 
 
 def reduce_pixel_losses(losses, total_weight, reduction: str):
-    """"mean": sum(losses) / total_weight (the pixels' summed weights); "sum"; "none": losses as they are."""
+    """Reduce per-pixel losses: mean = sum(losses) / total_weight (the pixels' summed weights),
+    sum, or none (the losses as they are)."""
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):        # all ignored: 0/0 = nan, as PyTorch
             return losses.sum() / total_weight
