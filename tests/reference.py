@@ -176,6 +176,24 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reducti
     ignore_index count neither in the loss nor in the weights. The mean is the
     weighted mean: sum_i w[t_i] loss_i / sum_i w[t_i].
     """
+    return per_pixel_loss(logits, target, lambda log_pt: -log_pt, weight, ignore_index, reduction)
+
+
+def focal_loss(logits, target, gamma: float, weight=None, ignore_index: int = -100,
+               reduction: str = "mean"):
+    """Per-pixel focal loss w[t] * -(1 - p_t)^gamma * log p_t (Lin et al. 2017).
+
+    Weights, ignore_index and the weighted mean as in cross_entropy.
+    """
+    return per_pixel_loss(logits, target, lambda log_pt: -(1.0 - math.exp(log_pt)) ** gamma * log_pt,
+                          weight, ignore_index, reduction)
+
+
+def per_pixel_loss(logits, target, loss_of_log_pt, weight, ignore_index: int, reduction: str):
+    """One loop over pixels: w[t] * loss_of_log_pt(log softmax(x)_t), reduced as PyTorch does.
+
+    log softmax(x)_t = x_t - m - log sum_j exp(x_j - m) with m = max_j x_j, in plain math.
+    """
     scores_last = np.moveaxis(f64(logits), 1, -1)            # (N, ..., C)
     target = np.asarray(target)
     losses, weights = np.zeros(target.shape), np.zeros(target.shape)
@@ -183,11 +201,11 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, reducti
         t = int(target[index])
         if t == ignore_index:
             continue
-        scores = scores_last[index]
+        scores = [float(s) for s in scores_last[index]]
         m = max(scores)
-        log_total = m + math.log(sum(math.exp(s - m) for s in scores))
+        log_pt = scores[t] - m - math.log(sum(math.exp(s - m) for s in scores))
         w = 1.0 if weight is None else float(weight[t])
-        losses[index] = w * (log_total - scores[t])
+        losses[index] = w * loss_of_log_pt(log_pt)
         weights[index] = w
     if reduction == "none":
         return losses

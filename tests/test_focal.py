@@ -9,35 +9,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import reference
 from strategies import CrossEntropyCase, cross_entropy_cases
 from tinyseg import Tensor, backend, gradcheck, nn
 from tinyseg import functional as F
 
 REDUCTIONS = ["mean", "sum", "none"]
 gammas = st.floats(0.0, 5.0, allow_nan=False, allow_infinity=False)
-
-
-def reference_focal_loss(logits, target, gamma, weight=None, ignore_index=-100, reduction="mean"):
-    """One loop over pixels: w[t] * -(1 - p_t)^gamma * log p_t, p_t from math.exp / math.log."""
-    scores_last = np.moveaxis(np.asarray(logits, dtype=np.float64), 1, -1)     # (N, [H, W,] C)
-    target = np.asarray(target)
-    losses, weights = np.zeros(target.shape), np.zeros(target.shape)
-    for index in np.ndindex(*target.shape):
-        t = int(target[index])
-        if t == ignore_index:
-            continue
-        scores = [float(s) for s in scores_last[index]]
-        top = max(scores)
-        log_pt = scores[t] - top - math.log(sum(math.exp(s - top) for s in scores))
-        p_t = math.exp(log_pt)
-        w = 1.0 if weight is None else float(weight[t])
-        losses[index] = -w * (1.0 - p_t) ** gamma * log_pt
-        weights[index] = w
-    if reduction == "none":
-        return losses
-    if reduction == "sum":
-        return losses.sum()
-    return losses.sum() / weights.sum() if weights.sum() > 0 else math.nan
 
 
 def loss_of(case: CrossEntropyCase, gamma: float, device: str):
@@ -54,7 +32,7 @@ def loss_of(case: CrossEntropyCase, gamma: float, device: str):
 def test_focal_loss_matches_per_pixel_loop(device, reduction, gamma, data):
     case = data.draw(cross_entropy_cases(reductions=[reduction]))
     loss = loss_of(case, gamma, device)(Tensor(case.logits, device=device))
-    expected = reference_focal_loss(case.logits, case.target, gamma, case.weight, case.ignore_index,
+    expected = reference.focal_loss(case.logits, case.target, gamma, case.weight, case.ignore_index,
                                     case.reduction)
     assert loss.shape == np.shape(expected)
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-10, atol=1e-12)
