@@ -98,13 +98,36 @@ def machine_stamp() -> str:
     if kernel:
         blas += f" {kernel} kernel"
     torch_version = torch.__version__ if torch is not None else "not installed"
-    cpu = " ".join(part for part in (platform.machine(), platform.processor()) if part)
+    cpu = " ".join(part for part in (platform.machine(), cpu_model() or platform.processor()) if part)
     load = ""
     if hasattr(os, "getloadavg"):   # how busy the machine was: others' work slows both frameworks
         load = ", load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())
     return (f"{cpu}, {_cpu_count()} cores, "
             f"Python {platform.python_version()}, NumPy {np.__version__} ({blas}), "
             f"PyTorch {torch_version}{load}")
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The processor as Linux names it, e.g. 'AMD EPYC (family 25, model 17, AVX-512)'; '' elsewhere.
+
+    Machines of one name differ (the vendor's name may be as short as 'AMD
+    EPYC'), so the family and model numbers and AVX-512 go into the stamp too.
+    cpuinfo: the text of /proc/cpuinfo (read from there when None).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as file:
+                cpuinfo = file.read()
+        except OSError:
+            return ""
+    lines = cpuinfo.split("\n\n")[0].splitlines()                   # the first processor
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    details = [f"family {fields['cpu family']}" if "cpu family" in fields else "",
+               f"model {fields['model']}" if "model" in fields else "",
+               "AVX-512" if "avx512f" in fields.get("flags", "").split() else ""]
+    details = ", ".join(part for part in details if part)
+    name = fields.get("model name", "")
+    return f"{name} ({details})" if name and details else name
 
 
 def openblas_kernel() -> str | None:

@@ -25,7 +25,7 @@ sys.path.insert(0, BENCHMARKS)
 
 import bench_models  # noqa: E402
 import report  # noqa: E402
-from common import growth_exponent  # noqa: E402
+from common import cpu_model, growth_exponent  # noqa: E402
 
 # Small versions of the benchmark's three models, quick to run here.
 SMALL = {
@@ -45,6 +45,15 @@ def test_growth_exponent_recovers_a_power_law():
 def test_growth_exponent_needs_two_sizes():
     with pytest.raises(ValueError, match="two different sizes"):
         growth_exponent([1024, 1024], [1.0, 2.0])
+
+
+def test_the_machine_stamp_names_the_processor_its_family_model_and_avx512():
+    cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+               "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n"
+               "processor\t: 1\nmodel name\t: another\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC (family 25, model 17, AVX-512)"
+    assert cpu_model("model name\t: Some CPU\nflags\t: sse2 avx2\n") == "Some CPU"
+    assert cpu_model("") == ""
 
 
 def test_quick_suite_writes_json_markdown_and_plots(tmp_path):
