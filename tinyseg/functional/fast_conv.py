@@ -53,6 +53,17 @@ two threads did not pay either: forward+backward of conv 64->64 on 8x128x128
 took 413 and 419 ms plain against 430 and 382 ms threaded, 16->16 33 and 36
 against 35 and 38 ms (quiet machine, alternating): the two cores share the
 memory bandwidth the copies are bound by.
+Two column-free backwards did not pay either (2 threads, quiet machine,
+batch 8, medians of 5, backward pieces in ms, bands against the new form):
+the input gradient of a stride-1 convolution as a forward convolution of
+dL/dy with the kernel turned half a turn and transposed (contraction over
+O*kh*kw instead of O): 64->64 @128 150 against 152, 128->128 @64 97
+against 113, 256->256 @32 77 against 77; the weight gradient as one
+(O, L) @ (L, C) product per tap on views of the phases, no columns: 16->16
+@128 13 against 23, 64->64 @128 168 against 207, 256->256 @32 82 against
+74. OpenBLAS packs both operands of every product anyway, so a column copy
+saved is paid again in packing, and nine thin products run slower than one
+deep one.
 
 Nothing is kept between forward and backward: these are plain functions of
 arrays, and backward builds its bands again from x and w, which conv.py's
