@@ -67,6 +67,26 @@ def check_fast_against_textbook(cfg, data):
     gx, gw = fast_conv.conv_backward(gy, x, w, s, p)
     np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+    y, gw = fast_conv.forward_and_weight_grad(x, w, gy, s, p)        # one column pass, two products
+    np.testing.assert_allclose(y, textbook.textbook_forward(x, w, s, p), **TOLERANCE)
+    np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+    check_transpose_backward_against_textbook(x, w, gy, s, p)
+
+
+def check_transpose_backward_against_textbook(x, w, gy, s, p):
+    """conv_transpose(gy, w) has input gy and output gradient x: its gradients are conv's forward of x
+    and conv's weight gradient with the roles swapped, by the fast path and the textbook kernels."""
+    for need_input, need_weight in ((True, True), (True, False), (False, True)):
+        fast = fast_conv.conv_transpose_backward(x, gy, w, s, p, need_input, need_weight)
+        textbook.USE_FAST_PATH = False
+        try:
+            expected = textbook.conv_transpose_backward(x, gy, w, s, p, need_input, need_weight)
+        finally:
+            textbook.USE_FAST_PATH = True
+        for got, want in zip(fast, expected):
+            assert (got is None) == (want is None)
+            if want is not None:
+                np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
 @settings(max_examples=20, deadline=None)

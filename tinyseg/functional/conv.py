@@ -92,19 +92,24 @@ def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
     return textbook_input_grad(gy, w, input_shape, stride, padding)
 
 
-def conv_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
-    """dL/dw of conv."""
-    if fast(gy):
-        return fast_conv.conv_weight_grad(gy, x, weight_shape, stride, padding)
-    return textbook_weight_grad(gy, x, weight_shape, stride, padding)
-
-
 def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
     """(dL/dx or None, dL/dw or None); the fast path computes both in one pass over gy."""
     if fast(gy):
         return fast_conv.conv_backward(gy, x, w, stride, padding, need_input, need_weight)
     gx = textbook_input_grad(gy, w, x.shape, stride, padding) if need_input else None
     gw = textbook_weight_grad(gy, x, w.shape, stride, padding) if need_weight else None
+    return gx, gw
+
+
+def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
+    """(dL/dx or None, dL/dw or None) of y = conv_transpose(x, w): conv's forward and weight gradient.
+
+    The fast path builds gy's columns once for both products.
+    """
+    if fast(gy):
+        return fast_conv.conv_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
+    gx = textbook_forward(gy, w, stride, padding) if need_input else None
+    gw = textbook_weight_grad(x, gy, w.shape, stride, padding) if need_weight else None
     return gx, gw
 
 
@@ -181,8 +186,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         y += bias.data.reshape(1, c_out, 1, 1)
 
     def backward(gy):                                                    # gy: (N, C_out, OH, OW)
-        gx = conv_forward(gy, weight.data, stride, padding) if x.requires_grad else None
-        gw = conv_weight_grad(x.data, gy, weight.shape, stride, padding) if weight.requires_grad else None
+        gx, gw = conv_transpose_backward(gy, x.data, weight.data, stride, padding,
+                                         x.requires_grad, weight.requires_grad)
         gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, gb)        # (N,C_in,H,W), (C_in,C_out,kh,kw), (C_out,)
 

@@ -45,6 +45,12 @@ does both in one pass so that each band of dL/dy is prepared once.
    the kh*kw taps, reading the one padded image, which stays in cache, kh*kw
    times; nothing is copied.
 
+5. One column pass for two products. The transpose convolution's backward
+   needs conv(dL/dy, w) (its input gradient) and conv's weight gradient
+   with dL/dy as the input (its weight gradient): both read the columns
+   of dL/dy, so forward_and_weight_grad builds each band once for both
+   (before, each product built its own).
+
 Tried and dropped: running the samples on two Python threads with one-thread
 BLAS (NumPy releases the GIL while copying) made the U-Net step slower on
 the 2-core machine, 694 against 566 ms, so OpenBLAS threads each product.
@@ -180,25 +186,66 @@ def tap_major(w):
 
 def conv_forward(x, w, stride: tuple, padding: tuple):
     """y = conv(x, w): (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW), band by band."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    if tuple(stride) == (1, 1) and o * FEW_OUTPUTS <= c:
+        return conv_forward_by_taps(x, w, Bands(x.shape, (kh, kw), stride, padding, x.itemsize))
+    return forward_and_weight_grad(x, w, None, stride, padding)[0]
+
+
+def forward_and_weight_grad(x, w, gy, stride: tuple, padding: tuple):
+    """(conv(x, w), dL/dw for an output gradient gy, or None without gy), from one pass over x's columns.
+
+    x (N, C, H, W), w (O, C, kh, kw), gy None or (N, O, OH, OW). Both products
+    read the same band of columns: y_band = W @ cols and dL/dw += cols @ gy_band^T.
+    Trick 5 above: the transpose convolution's backward needs exactly this pair.
+    """
     xp = backend.get_array_module(x)
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     bands = Bands(x.shape, (kh, kw), stride, padding, x.itemsize)
-    if tuple(stride) == (1, 1) and o * FEW_OUTPUTS <= c:
-        return conv_forward_by_taps(x, w, bands)
+    band_width = bands.band_rows * bands.width
     w_rows = tap_major(w)                                                # (O, K)
     phases = bands.phase_buffer(xp, c, x.dtype)                          # (P, C, rows, Wq)
     flat = phases.reshape(bands.phases, c, -1)                           # (P, C, rows*Wq)
-    cols_buffer = xp.empty((bands.depth, bands.band_rows * bands.width), dtype=x.dtype)
-    out_buffer = xp.empty((o, bands.band_rows * bands.width), dtype=x.dtype)
+    cols_buffer = xp.empty((bands.depth, band_width), dtype=x.dtype)
+    out_buffer = xp.empty((o, band_width), dtype=x.dtype)
     y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
+    if gy is not None:
+        gy_buffer = xp.zeros((o, band_width), dtype=gy.dtype)            # junk columns stay zero
+        gw_t = xp.zeros((bands.depth, o), dtype=gy.dtype)                # (K, O), tap-major rows
     for sample in range(n):
         bands.split(x[sample], phases)
         for r0, r1 in bands.bands:
             cols = bands.columns(flat, (r0, r1), cols_buffer)             # (K, L)
             out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
             y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
-    return y
+            if gy is not None:
+                gy_grid = bands.widen(gy[sample], (r0, r1), gy_buffer)   # (O, L)
+                gw_t += cols @ gy_grid.T                                 # (K, L) @ (L, O)
+    return y, None if gy is None else weight_from_tap_major(gw_t, (kh, kw), c)
+
+
+def weight_from_tap_major(gw_t, kernel: tuple, channels: int):
+    """(K, O) weight gradient with (tap, channel) rows -> the (O, C, kh, kw) layout of the weight."""
+    o = gw_t.shape[1]
+    return gw_t.reshape(kernel[0], kernel[1], channels, o).transpose(3, 2, 0, 1).copy()
+
+
+def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
+                            need_weight: bool = True):
+    """(dL/dx, dL/dw) of y = conv_transpose(x, w), either None when not needed.
+
+    gy (N, C_out, OH, OW), x (N, C_in, H, W), w (C_in, C_out, kh, kw). The
+    transpose convolution is conv's input gradient, so its gradients are conv's
+    forward (dL/dx = conv(gy, w)) and conv's weight gradient with the roles of
+    input and output swapped; both read gy's columns, built once (trick 5).
+    """
+    if need_input and need_weight:
+        return forward_and_weight_grad(gy, w, x, stride, padding)
+    gx = conv_forward(gy, w, stride, padding) if need_input else None
+    gw = conv_weight_grad(x, gy, w.shape, stride, padding) if need_weight else None
+    return gx, gw
 
 
 def conv_forward_by_taps(x, w, bands: Bands):
@@ -282,7 +329,4 @@ def _backward(xp, gy, x, w, input_shape, stride, padding, need_input, need_weigh
                 gw_t += cols @ gy_grid.T                                 # (K, L) @ (L, O)
         if need_input:
             bands.merge(gphases, gx[sample])
-    gw = None
-    if need_weight:                                                      # (kh, kw, C, O) -> (O, C, kh, kw)
-        gw = gw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1).copy()
-    return gx, gw
+    return gx, None if gw_t is None else weight_from_tap_major(gw_t, (kh, kw), c)
