@@ -111,3 +111,16 @@ def test_target_and_weight_may_be_tensors_arrays_or_lists():
     as_arrays = F.cross_entropy(logits, np.array([0, 3, 2]), weight=np.array([1., 2, 3, 4]))
     as_lists = F.cross_entropy(logits, [0, 3, 2], weight=[1., 2, 3, 4])
     assert as_tensors.item() == as_arrays.item() == as_lists.item()
+
+
+def test_true_class_positions_index_the_flattened_logits():
+    """The docstring's example, then every pixel of a random (N, C, H, W) case against a loop."""
+    from tinyseg.functional.loss import true_class_positions
+    target = np.array([[[2, 0], [1, 1]]])                                # N=1, H=W=2
+    assert true_class_positions(target, 3).tolist() == [[8, 1, 6, 7]]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 2, 7))
+    target = rng.integers(0, 5, size=(3, 2, 7))
+    picked = np.take(x, true_class_positions(target, 5)).reshape(target.shape)
+    for n, h, w in np.ndindex(target.shape):
+        assert picked[n, h, w] == x[n, target[n, h, w], h, w]

@@ -25,6 +25,8 @@ PyTorch defines it:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tinyseg import backend
@@ -41,7 +43,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     target: (N,) or (N, H, W) integer class indices in [0, C), or ignore_index.
     weight: optional (C,) class weights. reduction: "mean", "sum" or "none".
     Saved for backward: the softmax p (N, C, H, W) (the one buffer, not the
-    logits), the int64 targets (N, 1, H, W) and the pixel weights (N, H, W).
+    logits), the true classes' flat positions (N, H*W) and the pixel weights (N, H, W).
     """
     op = "cross_entropy"
     check_loss_input(op, logits, reduction)
@@ -53,9 +55,9 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     valid = target != ignore_index                                  # (N, H, W) bool
     all_valid = bool(valid.all())
     safe_target = target if all_valid else xp.where(valid, target, 0)   # ignored -> any real class
-    index = safe_target[:, None]                                    # (N, 1, H, W)
+    positions = true_class_positions(safe_target, n_classes)        # (N, H*W) into flat (N, C, H, W)
     p = logits.data - logits.data.max(axis=1, keepdims=True)        # (N, C, H, W) shifted, <= 0
-    picked = xp.take_along_axis(p, index, axis=1)[:, 0]             # (N, H, W): x_t - max
+    picked = xp.take(p, positions).reshape(target.shape)            # (N, H, W): x_t - max
     xp.exp(p, out=p)
     total = p.sum(axis=1, keepdims=True)                            # (N, 1, H, W)
     p /= total                                                      # softmax, kept for backward
@@ -72,13 +74,34 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
             coefficient = pixel_weight * (grad / total_weight)      # (N, H, W)
         else:
             coefficient = pixel_weight * grad
-        coefficient = coefficient[:, None]                          # (N, 1, H, W)
-        gx = p * coefficient                                        # softmax part, (N, C, H, W)
-        at_target = xp.take_along_axis(gx, index, axis=1) - coefficient
-        xp.put_along_axis(gx, index, at_target, axis=1)             # minus the one-hot part
+        gx = p * coefficient[:, None]                               # softmax part, (N, C, H, W)
+        at_target = xp.take(gx, positions) - coefficient.reshape(positions.shape)
+        xp.put(gx, positions, at_target)                            # minus the one-hot part
         return (gx,)
 
     return Tensor.from_op(out, (logits,), backward, op)
+
+
+def true_class_positions(target, n_classes: int):
+    """Where x[n, target[n, h, w], h, w] sits in the flattened (N, C, H, W) array.
+
+    A C-contiguous array stores entry (n, c, h, w) at position
+    (n * C + c) * S + s, with S = H * W pixels per map and s = h * W + w. For
+    N = 1, C = 3, H = W = 2 and target [[2, 0], [1, 1]] (S = 4):
+
+        pixel s         0   1   2   3
+        class t         2   0   1   1
+        t * S + s       8   1   6   7      (n = 0 adds nothing)
+
+    so np.take(x, [[8, 1, 6, 7]]) reads the four true-class scores and np.put
+    writes them back. target: (N, ...) integer classes in [0, C). Returns (N, S).
+    """
+    xp = backend.get_array_module(target)
+    n, pixels = target.shape[0], math.prod(target.shape[1:])        # N, S
+    positions = target.reshape(n, pixels) * pixels                  # c * S
+    positions += xp.arange(n).reshape(n, 1) * (n_classes * pixels)  # + n * C * S
+    positions += xp.arange(pixels)                                  # + s
+    return positions
 
 
 def reduce_pixel_losses(losses, total_weight, reduction: str):
