@@ -416,7 +416,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--naive-256", action="store_true",
                         help=f"also train the naive model above {NAIVE_TRAIN_MAX_SIZE} pixels (slow)")
     parser.add_argument("--train-batch", type=int, default=BATCH["train"])
-    parser.add_argument("--repeat", type=int, default=5, help="most timed repeats per case")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="most timed repeats per case (default 5); the U-Net step's alternating "
+                             f"steps (default {UNET_STEP['repeat']})")
     parser.add_argument("--budget", type=float, default=3.0,
                         help="seconds of timed repeats per case (at least one repeat)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
@@ -437,7 +439,7 @@ def run(args) -> dict:
                              for name in names}
     if not args.unet_step:
         sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
-        repeat, budget = (1, 0.0) if args.quick else (args.repeat, args.budget)
+        repeat, budget = (1, 0.0) if args.quick else (args.repeat or 5, args.budget)
         results["settings"] = dict(sizes=list(sizes), inference_batch=BATCH["inference"],
                                    train_batch=args.train_batch, naive_train_batch=NAIVE_TRAIN_BATCH,
                                    max_repeat=repeat, budget_s=budget, naive_256=args.naive_256)
@@ -446,7 +448,8 @@ def run(args) -> dict:
     if args.unet_step or not args.no_unet_step:
         step = QUICK_UNET_STEP if args.quick else UNET_STEP
         variants = args.variants or (["adam"] if args.quick else list(UNET_VARIANTS))
-        results["unet_steps"] = [unet_step(step["size"], step["batch"], step["repeat"], use_torch,
+        repeat = step["repeat"] if args.quick or args.repeat is None else args.repeat
+        results["unet_steps"] = [unet_step(step["size"], step["batch"], repeat, use_torch,
                                            use_gpu, variant=variant) for variant in variants]
     results["machine"] = stamp(results)
     return results

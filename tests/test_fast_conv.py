@@ -106,6 +106,49 @@ def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, 
     np.testing.assert_allclose(fast_conv.conv_forward(x, weight, (1, 1), (ph, pw)), expected, **TOLERANCE)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), o=st.integers(1, 3), extra=st.integers(0, 2), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), data=st.data(),
+       bands=band_settings)
+def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra, h, w, kh, kw, data,
+                                                                    bands):
+    """Trick 6: for stride 1, both gradients come from dL/dy's columns (a convolution of dL/dy
+    with the half-turned weight), on non-square kernels and unequal paddings up to kernel - 1."""
+    c = o + extra                                          # O <= C: where conv_backward takes it
+    ph, pw = data.draw(st.integers(0, kh - 1)), data.draw(st.integers(0, kw - 1))
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    x = data.draw(normal_arrays((n, c, h, w)))
+    weight = data.draw(normal_arrays((o, c, kh, kw)))
+    oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    gy = data.draw(normal_arrays((n, o, oh, ow)))
+    assert fast_conv.backward_by_output_columns_pays(weight.shape, (1, 1), (ph, pw))
+    expected_gx = textbook.textbook_input_grad(gy, weight, x.shape, (1, 1), (ph, pw))
+    expected_gw = textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw))
+    with band_setting(bands):
+        gx, gw = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw))
+    np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
+    np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+
+
+def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():
+    pays = fast_conv.backward_by_output_columns_pays
+    assert pays((16, 32, 3, 3), (1, 1), (1, 1))            # fewer outputs than inputs
+    assert pays((16, 16, 3, 3), (1, 1), (2, 2))            # padding kernel - 1: a "full" convolution
+    assert not pays((32, 16, 3, 3), (1, 1), (1, 1))        # more outputs: dL/dy's columns are larger
+    assert not pays((16, 16, 3, 3), (2, 2), (1, 1))        # strided: the gradient is no plain conv
+    assert not pays((16, 16, 3, 3), (1, 1), (3, 1))        # padding >= kernel: would need negative padding
+
+
+def test_half_turned_swaps_the_channel_axes_and_turns_each_kernel():
+    w = np.arange(2 * 3 * 2 * 3, dtype=float).reshape(2, 3, 2, 3)
+    turned = fast_conv.half_turned(w)
+    assert turned.shape == (3, 2, 2, 3)
+    np.testing.assert_array_equal(turned[1, 0], [[w[0, 1, 1, 2], w[0, 1, 1, 1], w[0, 1, 1, 0]],
+                                                 [w[0, 1, 0, 2], w[0, 1, 0, 1], w[0, 1, 0, 0]]])
+    np.testing.assert_array_equal(fast_conv.half_turned(turned), w)
+
+
 def test_bands_cover_every_output_row_once():
     with band_setting((1, 5)):                             # 5 columns, Wq = 7: one row per band
         bands = fast_conv.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)

@@ -51,6 +51,31 @@ does both in one pass so that each band of dL/dy is prepared once.
    of dL/dy, so forward_and_weight_grad builds each band once for both
    (before, each product built its own).
 
+6. The backward from dL/dy's columns alone. For stride 1, conv's input
+   gradient is itself a convolution: dL/dy, padded by kh - 1 - ph rows and
+   kw - 1 - pw columns, convolved with the weight turned half a turn and with
+   its in/out axes swapped, w'[c, o, i, j] = w[o, c, kh-1-i, kw-1-j]:
+
+       dL/dx = conv(dL/dy, w', padding (kh-1-ph, kw-1-pw))       (N, C, H, W)
+
+   and the weight gradient of THAT convolution, taking x as its output
+   gradient, is conv's weight gradient turned back the same way:
+
+       dL/dw[o, c, i, j] = dL/dw'[c, o, kh-1-i, kw-1-j]
+
+   (both sums run over the same products dL/dy[o, u, v] * x[c, u+i-ph, v+j-pw]).
+   So forward_and_weight_grad (trick 5) gives both gradients from ONE set of
+   columns, those of dL/dy, with deep products (contraction over O*kh*kw, not
+   O) and no col2im at all: no gradient columns are written and then added
+   back tap by tap. That is about a third of the copying of the band backward
+   below. It pays where dL/dy's columns are no larger than x's, O <= C:
+   measured on the U-Net's 3x3 layers (batch 8, 2 threads, medians), the
+   backward took 0.56-0.90 of the band form's time (32->16 @128 24.8 -> 15.5
+   ms, 64->32 @64 20.2 -> 11.4 ms, 256->256 @32 90.7 -> 73.9 ms); with twice
+   as many outputs as inputs it was slower (16->32 @64 4.6 -> 5.4 ms), so
+   conv_backward keeps the bands there, for strides above 1, and when only
+   one gradient is needed.
+
 Tried and dropped: running the samples on two Python threads with one-thread
 BLAS (NumPy releases the GIL while copying) made the U-Net step slower on
 the 2-core machine, 694 against 566 ms, so OpenBLAS threads each product.
@@ -63,8 +88,10 @@ Two column-free backwards did not pay either (2 threads, quiet machine,
 batch 8, medians of 5, backward pieces in ms, bands against the new form):
 the input gradient of a stride-1 convolution as a forward convolution of
 dL/dy with the kernel turned half a turn and transposed (contraction over
-O*kh*kw instead of O): 64->64 @128 150 against 152, 128->128 @64 97
-against 113, 256->256 @32 77 against 77; the weight gradient as one
+O*kh*kw instead of O) on its own, while the weight gradient still built
+x's columns: 64->64 @128 150 against 152, 128->128 @64 97 against 113,
+256->256 @32 77 against 77 (trick 6 takes both gradients from those
+columns, and that pays); the weight gradient as one
 (O, L) @ (L, C) product per tap on views of the phases, no columns: 16->16
 @128 13 against 23, 64->64 @128 168 against 207, 256->256 @32 82 against
 74. OpenBLAS packs both operands of every product anyway, so a column copy
@@ -276,11 +303,39 @@ def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = Tr
     """(dL/dx, dL/dw) of y = conv(x, w), either None when not needed; one pass over the bands.
 
     gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw). `x` is only read when
-    the weight gradient is needed (conv_input_grad passes None).
+    the weight gradient is needed (conv_input_grad passes None). Both gradients
+    of a stride-1 convolution with O <= C come from dL/dy's columns (trick 6).
     """
+    if need_input and need_weight and backward_by_output_columns_pays(w.shape, stride, padding):
+        return backward_by_output_columns(gy, x, w, padding)
     xp = backend.get_array_module(gy)
     input_shape = x.shape if x is not None else None
     return _backward(xp, gy, x, w, input_shape, stride, padding, need_input, need_weight)
+
+
+def backward_by_output_columns_pays(weight_shape: tuple, stride: tuple, padding: tuple) -> bool:
+    """Trick 6 applies (stride 1, padding at most kernel - 1) and pays (O <= C)."""
+    o, c, kh, kw = weight_shape
+    return tuple(stride) == (1, 1) and padding[0] < kh and padding[1] < kw and o <= c
+
+
+def backward_by_output_columns(gy, x, w, padding: tuple):
+    """(dL/dx, dL/dw) of a stride-1 y = conv(x, w), both from one pass over dL/dy's columns.
+
+    Trick 6 above: dL/dx = conv(dL/dy, w', padding kernel - 1 - padding) and
+    dL/dw = turn(dL/dw'), w' = turn(w), with turn(v)[b, a, i, j] = v[a, b, kh-1-i, kw-1-j].
+    gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw).
+    """
+    kh, kw = w.shape[2:]
+    full_padding = (kh - 1 - padding[0], kw - 1 - padding[1])
+    gx, gw_turned = forward_and_weight_grad(gy, half_turned(w), x, (1, 1), full_padding)
+    return gx, half_turned(gw_turned)                                  # (N, C, H, W), (O, C, kh, kw)
+
+
+def half_turned(w):
+    """(A, B, kh, kw) -> (B, A, kh, kw): in/out axes swapped, each kernel turned by 180 degrees."""
+    xp = backend.get_array_module(w)
+    return xp.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
 
 
 def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
