@@ -42,14 +42,36 @@ assert loss.item() == 1.5
 # %% [markdown]
 # ## The order backward walks
 #
-# Every tensor after the tensors it was computed from. Leaves (x, w) have no
-# operation.
+# The graph's entries: one `Node` per operation (`loss.node`: its name, its
+# parents, its backward rule and its result's shape) and the leaves (x, w),
+# which have no operation. Every entry comes after the entries it was
+# computed from.
 
 # %%
 order = autograd.topological_order(loss)
-for tensor in order:
-    print(f"  {tensor.op or 'leaf':<6} {tensor.shape}")
-assert [t.op for t in order if t.parents] == ["mul", "add", "relu", "sum"]
+for entry in order:
+    print(f"  {entry.op or 'leaf':<6} {entry.shape}")
+assert [e.op for e in order if e.parents] == ["mul", "add", "relu", "sum"]
+assert order[-1] is loss.node and loss.node.parents[0] is activated.node
+
+# %% [markdown]
+# ## What the graph keeps
+#
+# A Node holds its backward rule, and that rule's closure holds exactly the
+# arrays it will read; the Node holds its result's array only weakly. Build
+# the same loss again, this time without naming the intermediate results:
+# the product's array is gone at once (the add's backward does not read its
+# inputs, and mul's reads x and w), while ReLU's output lives on, because
+# ReLU's backward needs it (1 where the output is > 0).
+
+# %%
+again = ((x * w) + x).relu().sum()
+relu_node = again.node.parents[0]
+add_node = relu_node.parents[0]
+mul_node = add_node.parents[0]
+print("  kept by the graph:", [(e.op, e.array() is not None) for e in (mul_node, add_node, relu_node)])
+assert mul_node.array() is None and add_node.array() is None
+assert relu_node.array() is not None
 
 # %% [markdown]
 # ## The picture

@@ -289,6 +289,45 @@ def test_backward_twice_accumulates_like_pytorch_with_retain_graph():
     np.testing.assert_array_equal(x.grad, 2 * x.data)
 
 
+def test_the_graph_keeps_only_the_results_backward_reads():
+    """A Node holds its result weakly: a result nobody reads in backward is freed at once,
+    as in PyTorch, and backward still gives the right gradients."""
+    x = leaf(np.linspace(-1, 1, 6).reshape(2, 3))
+    w = tinyseg.Tensor(np.arange(6.0).reshape(3, 2) / 6, requires_grad=True)
+    loss = ((x @ w) + 1.0).relu().sum()          # matmul -> add -> relu -> sum, nothing named
+    relu = loss.node.parents[0]
+    add = relu.parents[0]
+    matmul = add.parents[0]
+    assert (relu.op, add.op, matmul.op) == ("relu", "add", "matmul")
+    assert relu.array() is not None               # relu's backward reads its output
+    assert add.array() is None and matmul.array() is None   # add reads no operand, sum no input
+    assert add.shape == (2, 2) and add.size == 4  # the shape stays, for pictures and counts
+    loss.backward()
+    h = x.data @ w.data + 1.0
+    np.testing.assert_allclose(w.grad, x.data.T @ (h > 0).astype(float))
+    np.testing.assert_allclose(x.grad, (h > 0).astype(float) @ w.data.T)
+
+
+def test_a_named_intermediate_stays_alive_and_can_retain_its_gradient():
+    x = leaf([1.0, -2.0, 3.0])
+    h = x * 2.0
+    h.retain_grad()
+    loss = h.relu().sum()
+    assert h.node.array() is h.data
+    loss.backward()
+    np.testing.assert_array_equal(h.grad, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 2.0])
+
+
+def test_a_tensor_knows_its_node_and_a_leaf_has_none():
+    x = leaf([1.0, 2.0])
+    y = x * 3.0
+    assert x.node is None and x.parents == () and x.op == "" and x.backward_fn is None
+    assert y.node.op == y.op == "mul" and y.parents == y.node.parents and y.parents[0] is x
+    assert (y * y).parents == (y.node, y.node)    # an intermediate parent is its Node
+    assert tinyseg.autograd.weak_reference(3) is None   # a type that takes no weak reference
+
+
 def test_two_leaves_never_share_one_gradient_array():
     x, y = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     (x + y).sum().backward()

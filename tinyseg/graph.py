@@ -1,8 +1,9 @@
 """A picture of the autograd graph: Graphviz DOT text, and a file drawn from it.
 
-Every Tensor made by an operation remembers its parents and the name of the
-operation (`.op`); autograd.py walks exactly this graph backwards. Drawing it
-shows what backward will visit:
+Every Tensor made by an operation points to its graph entry, a Node
+(autograd.py) that remembers the operation's name (`.op`), its parents and
+its result's shape; autograd.py walks exactly this graph backwards. Drawing
+it shows what backward will visit:
 
     x = Tensor(np.ones((1, 3)), requires_grad=True)
     w = Tensor(np.ones((3, 2)), requires_grad=True)
@@ -65,7 +66,8 @@ OPERATOR_STYLE = 'shape=ellipse, style=filled, fillcolor="#fde9c9"'
 
 # ----------------------------------------------------------------- the graph as lists
 def graph_order(root: Tensor) -> list:
-    """Every tensor of the graph ending at `root`, each after the tensors it was made from.
+    """Every entry of the graph ending at `root` (a Node per operation, the leaf Tensors),
+    each after the entries it was made from.
 
     The operations come in the order backward walks (reversed):
     autograd.topological_order. Each leaf (a parameter, an input, a constant)
@@ -74,7 +76,7 @@ def graph_order(root: Tensor) -> list:
     require grad (an input image), which that order leaves out since no
     gradient goes to them.
     """
-    order, placed = [], set()
+    order, placed, root = [], set(), autograd.graph_entry(root)
     for tensor in autograd.topological_order(root):
         if not tensor.parents and tensor is not root:
             continue                                   # a leaf: placed by its first reader
@@ -134,7 +136,7 @@ def to_dot(tensor: Tensor, model=None, group_depth: int = 0, names: dict | None 
     if group_depth and model is None:
         raise ValueError("to_dot: group_depth needs the model, to know each module's path")
     modules, names_by_id = module_paths(model)
-    names_by_id.update({id(t): name for name, t in (names or {}).items()})
+    names_by_id.update({id(autograd.graph_entry(t)): name for name, t in (names or {}).items()})
     order = graph_order(tensor)
     index = {id(t): i for i, t in enumerate(order)}
 

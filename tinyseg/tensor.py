@@ -39,23 +39,37 @@ class Tensor:
             )
         self.requires_grad = bool(requires_grad)
         self.grad = None           # d loss / d self, filled in by backward()
-        self.parents = ()          # the tensors this one was computed from
-        self.backward_fn = None    # grad of self -> tuple of grads of parents
-        self.keeps_grad = False    # keep .grad of a non-leaf (retain_grad)
-        self.op = ""               # name of the operation, for repr and errors
-        self.module = None         # the Module whose forward made it (graph.py groups by it)
+        self.node = None           # the recorded operation that made it (autograd.Node); None: a leaf
 
     @staticmethod
     def from_op(data, parents, backward_fn, op: str) -> "Tensor":
-        """The result of an operation: records the graph if any parent needs grad."""
+        """The result of an operation: records it in the graph (a Node) if any parent needs grad."""
         out = Tensor(data)
         if autograd.is_grad_enabled() and any(p.requires_grad for p in parents):
             out.requires_grad = True
-            out.parents = tuple(parents)
-            out.backward_fn = backward_fn
-            out.op = op
-            out.module = autograd.current_module()   # the Module running now, for graph.py
+            out.node = autograd.Node(out, parents, backward_fn, op)
         return out
+
+    # ----------------------------------------------------------- its place in the graph
+    @property
+    def parents(self) -> tuple:
+        """The graph entries it was computed from (Nodes, or leaf Tensors); () for a leaf."""
+        return self.node.parents if self.node is not None else ()
+
+    @property
+    def backward_fn(self):
+        """grad of self -> tuple of grads of parents (None for a leaf)."""
+        return self.node.backward_fn if self.node is not None else None
+
+    @property
+    def op(self) -> str:
+        """The name of the operation that made it, for repr and errors ("" for a leaf)."""
+        return self.node.op if self.node is not None else ""
+
+    @property
+    def module(self):
+        """The Module whose forward made it (graph.py groups by it), or None."""
+        return self.node.module if self.node is not None else None
 
     # ----------------------------------------------------------- basic facts
     @property
@@ -124,8 +138,9 @@ class Tensor:
         return Tensor(self.data)
 
     def retain_grad(self) -> "Tensor":
-        """Keep .grad on this intermediate tensor after backward()."""
-        self.keeps_grad = True
+        """Keep .grad on this intermediate tensor after backward() (a leaf always keeps it)."""
+        if self.node is not None:
+            self.node.keeps_grad = True
         return self
 
     def zero_grad(self) -> None:
@@ -193,17 +208,19 @@ class Tensor:
     # ----------------------------------------------------------- elementwise arithmetic
     def __add__(self, other) -> "Tensor":
         a, b = self._operands(other, "add")
+        a_shape, b_shape = a.shape, b.shape          # saved: the shapes only, no array
 
         def backward(grad):  # d(a+b)/da = 1, d(a+b)/db = 1
-            return unbroadcast(grad, a.shape), unbroadcast(grad, b.shape)
+            return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
 
         return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
     def __sub__(self, other) -> "Tensor":
         a, b = self._operands(other, "sub")
+        a_shape, b_shape = a.shape, b.shape          # saved: the shapes only, no array
 
         def backward(grad):  # d(a-b)/da = 1, d(a-b)/db = -1
-            return unbroadcast(grad, a.shape), unbroadcast(-grad, b.shape)
+            return unbroadcast(grad, a_shape), unbroadcast(-grad, b_shape)
 
         return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
@@ -333,16 +350,16 @@ class Tensor:
 
     # ----------------------------------------------------------- reductions
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
-        x = self
+        xp, shape = self.xp, self.shape              # saved: the shape only, no array
 
         def backward(grad):  # every summed element gets the same gradient
             if not keepdims and axis is not None:
-                grad = self.xp.expand_dims(grad, axis)
+                grad = xp.expand_dims(grad, axis)
             elif not keepdims:
-                grad = grad.reshape((1,) * x.ndim)
-            return (self.xp.broadcast_to(grad, x.shape),)
+                grad = grad.reshape((1,) * len(shape))
+            return (xp.broadcast_to(grad, shape),)
 
-        return Tensor.from_op(x.data.sum(axis=axis, keepdims=keepdims), (x,), backward, "sum")
+        return Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), backward, "sum")
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         total = self.sum(axis=axis, keepdims=keepdims)
@@ -356,17 +373,17 @@ class Tensor:
     def reshape(self, *shape) -> "Tensor":
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        x = self
         try:
-            out_data = x.data.reshape(shape)
+            out_data = self.data.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape shape {x.shape} "
-                             f"({x.size} elements) into {shape}") from None
+            raise ValueError(f"reshape: cannot reshape shape {self.shape} "
+                             f"({self.size} elements) into {shape}") from None
+        in_shape = self.shape                        # saved: the shape only, no array
 
         def backward(grad):
-            return (grad.reshape(x.shape),)
+            return (grad.reshape(in_shape),)
 
-        return Tensor.from_op(out_data, (x,), backward, "reshape")
+        return Tensor.from_op(out_data, (self,), backward, "reshape")
 
     def transpose(self, *axes) -> "Tensor":
         """Permute axes (all of them, like NumPy; no axes reverses them)."""
@@ -391,12 +408,12 @@ class Tensor:
             if not (part is None or part is Ellipsis or isinstance(part, (int, slice, np.integer))):
                 raise TypeError(f"indexing: only ints, slices, None and ... are supported, "
                                 f"got {type(part).__name__}")
-        x = self
+        xp, shape = self.xp, self.shape              # saved: the shape only, no array
 
         def backward(grad):  # the gradient lands where the elements came from
-            full = self.xp.zeros(x.data.shape, dtype=grad.dtype)
+            full = xp.zeros(shape, dtype=grad.dtype)
             full[index] = grad
             return (full,)
 
-        return Tensor.from_op(x.data[index], (x,), backward, "getitem")
+        return Tensor.from_op(self.data[index], (self,), backward, "getitem")
 

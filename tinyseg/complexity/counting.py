@@ -70,25 +70,27 @@ def storage(array):
 
 
 def activation_bytes(output: Tensor) -> int:
-    """Bytes of every intermediate result the graph ending at `output` holds.
+    """Bytes of the intermediate results still alive in the graph ending at `output`.
 
-    Each node made by an operation keeps its `.data` for as long as the graph
-    lives, and backward needs the graph: this is the memory a training step
-    holds between forward and backward. Parameters (leaves) are not counted,
-    nor is the input or anything computed from it alone (the to_fcn() form's
-    padded input): they need no gradient, so they are not in the graph. The
-    output is counted. A view (a reshape, a crop) shares its parent's memory
-    and is counted once.
+    The graph keeps a result only while something holds it: the backward
+    closure of an operation that reads it (a convolution keeps its input,
+    ReLU its output) or the caller (`output` itself). A convolution's output
+    that only ReLU read is already gone. So this is the memory a training
+    step holds between forward and backward. Parameters (leaves) are not
+    counted, nor is the input or anything computed from it alone (the
+    to_fcn() form's padded input): they need no gradient, so they are not in
+    the graph. A view (a reshape, a crop) shares its parent's memory and is
+    counted once.
 
-    An estimate from above of what backward truly needs (it never reads a
-    convolution's output once ReLU has copied it) and from below of the peak
-    (the convolutions' column buffers are transient and not counted, nor the
-    few arrays an operator's backward closure keeps besides its output).
+    An estimate from below of the peak: the convolutions' column buffers are
+    transient and not counted, nor the few small arrays a closure keeps
+    besides results (batch norm's per-channel vectors).
     """
     owners = {}
     for node in autograd.topological_order(output):
-        if node.parents:                          # made by an operation, not a leaf
-            owner = storage(node.data)
+        array = node.array() if node.parents else None     # made by an operation, not a leaf
+        if array is not None:
+            owner = storage(array)
             owners[id(owner)] = owner.nbytes
     return sum(owners.values())
 
