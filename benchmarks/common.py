@@ -97,6 +97,8 @@ def machine_stamp() -> str:
     kernel = openblas_kernel()
     if kernel:
         blas += f" {kernel} kernel"
+    if os.environ.get("OPENBLAS_CORETYPE"):   # a kernel chosen by hand, maybe slower than the CPU's own
+        blas += f", OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}"
     torch_version = torch.__version__ if torch is not None else "not installed"
     cpu = " ".join(part for part in (platform.machine(), cpu_model() or platform.processor()) if part)
     load = ""
