@@ -300,7 +300,7 @@ def test_the_graph_keeps_only_the_results_backward_reads():
     matmul = add.parents[0]
     assert (relu.op, add.op, matmul.op) == ("relu", "add", "matmul")
     assert relu.array() is not None               # relu's backward reads its output
-    assert add.array() is None and matmul.array() is None   # add reads no operand, sum no input
+    assert add.array() is None and matmul.array() is None   # relu reads not its input, add no operand
     assert add.shape == (2, 2) and add.size == 4  # the shape stays, for pictures and counts
     loss.backward()
     h = x.data @ w.data + 1.0
