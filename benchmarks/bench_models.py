@@ -77,6 +77,7 @@ SIZES = (32, 64, 128, 256)
 QUICK_SIZES = (8, 16)
 NAIVE_TRAIN_MAX_SIZE = 128  # larger naive training steps only with --naive-256 (a minute, 3 GB each)
 BATCH = {"inference": 1, "train": 4}
+MODEL_REPEAT = 5           # most timed repeats per model case (--repeat)
 NAIVE_TRAIN_BATCH = 1      # the naive graph keeps every window's activations: ~60 KB per pixel
 UNET_STEP = dict(size=128, batch=8, repeat=5)
 QUICK_UNET_STEP = dict(size=16, batch=2, repeat=1)
@@ -417,7 +418,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"also train the naive model above {NAIVE_TRAIN_MAX_SIZE} pixels (slow)")
     parser.add_argument("--train-batch", type=int, default=BATCH["train"])
     parser.add_argument("--repeat", type=int, default=None,
-                        help="most timed repeats per case (default 5); the U-Net step's alternating "
+                        help=f"most timed repeats per case (default {MODEL_REPEAT}); the U-Net step's alternating "
                              f"steps (default {UNET_STEP['repeat']})")
     parser.add_argument("--budget", type=float, default=3.0,
                         help="seconds of timed repeats per case (at least one repeat)")
@@ -439,7 +440,7 @@ def run(args) -> dict:
                              for name in names}
     if not args.unet_step:
         sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
-        repeat, budget = (1, 0.0) if args.quick else (args.repeat or 5, args.budget)
+        repeat, budget = (1, 0.0) if args.quick else (args.repeat or MODEL_REPEAT, args.budget)
         results["settings"] = dict(sizes=list(sizes), inference_batch=BATCH["inference"],
                                    train_batch=args.train_batch, naive_train_batch=NAIVE_TRAIN_BATCH,
                                    max_repeat=repeat, budget_s=budget, naive_256=args.naive_256)

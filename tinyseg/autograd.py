@@ -26,6 +26,7 @@ tensors are dropped after use unless `retain_grad()` was called on them.
 
 from __future__ import annotations
 
+import math
 import weakref
 
 _grad_enabled = True
@@ -118,10 +119,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        count = 1
-        for side in self.shape:
-            count *= side
-        return count
+        return math.prod(self.shape)
 
     def array(self):
         """The result's array if something still holds it (a variable, a closure), else None."""
@@ -185,8 +183,9 @@ def run_backward(root, grad) -> None:
         if entry.backward_fn is None:  # a leaf Tensor: nothing further back
             keep_gradient(entry, grad, kept)
             continue
-        if entry.keeps_grad and entry.result() is not None:   # retain_grad() on an intermediate
-            keep_gradient(entry.result(), grad, kept)
+        result = entry.result() if entry.keeps_grad else None   # retain_grad() on an intermediate
+        if result is not None:
+            keep_gradient(result, grad, kept)
         parent_grads = entry.backward_fn(grad)
         if len(parent_grads) != len(entry.parents):
             raise RuntimeError(f"the backward of {entry.op!r} returned {len(parent_grads)} "
