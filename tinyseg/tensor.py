@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyseg import autograd, backend
+from tinyseg import autograd, backend, recording
 from tinyseg.arrays import (as_array, check_broadcastable, check_constant_device, check_matmul_shapes,
                             check_operands_agree, constant_result_dtype, unbroadcast)
 
@@ -42,12 +42,18 @@ class Tensor:
         self.node = None           # the recorded operation that made it (autograd.Node); None: a leaf
 
     @staticmethod
-    def from_op(data, parents, backward_fn, op: str) -> "Tensor":
-        """The result of an operation: records it in the graph (a Node) if any parent needs grad."""
+    def from_op(data, parents, backward_fn, op: str, **attributes) -> "Tensor":
+        """The result of an operation: records it in the graph (a Node) if any parent needs grad.
+
+        attributes: the operator's settings (stride=..., axis=...), handed only
+        to a recording that is on (recording.py); the graph does not keep them.
+        """
         out = Tensor(data)
         if autograd.is_grad_enabled() and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out.node = autograd.Node(out, parents, backward_fn, op)
+        if recording.is_recording():
+            recording.report_operation(op, out, parents, attributes, autograd.current_module())
         return out
 
     # ----------------------------------------------------------- its place in the graph
@@ -156,7 +162,8 @@ class Tensor:
         def backward(grad):
             return (backend.to_device(grad, source),)
 
-        return Tensor.from_op(backend.to_device(self.data, device), (self,), backward, "to")
+        return Tensor.from_op(backend.to_device(self.data, device), (self,), backward, "to",
+                              device=device)
 
     def astype(self, dtype) -> "Tensor":
         """Cast to `dtype` (e.g. np.float64 for gradient checks)."""
@@ -165,7 +172,7 @@ class Tensor:
         def backward(grad):
             return (grad.astype(source),)
 
-        return Tensor.from_op(self.data.astype(dtype), (self,), backward, "astype")
+        return Tensor.from_op(self.data.astype(dtype), (self,), backward, "astype", dtype=dtype)
 
     def _other(self, other, op: str) -> "Tensor":
         """The other operand as a Tensor on our device and of our dtype, or a clear error.
@@ -309,7 +316,7 @@ class Tensor:
                 return (self.xp.zeros_like(grad),)
             return (grad * exponent * x.data ** (exponent - 1),)
 
-        return Tensor.from_op(x.data ** exponent, (x,), backward, "pow")
+        return Tensor.from_op(x.data ** exponent, (x,), backward, "pow", exponent=exponent)
 
     def exp(self) -> "Tensor":
         out_data = self.xp.exp(self.data)
@@ -359,7 +366,8 @@ class Tensor:
                 grad = grad.reshape((1,) * len(shape))
             return (xp.broadcast_to(grad, shape),)
 
-        return Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), backward, "sum")
+        return Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), backward, "sum",
+                              axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         total = self.sum(axis=axis, keepdims=keepdims)
@@ -383,7 +391,7 @@ class Tensor:
         def backward(grad):
             return (grad.reshape(in_shape),)
 
-        return Tensor.from_op(out_data, (self,), backward, "reshape")
+        return Tensor.from_op(out_data, (self,), backward, "reshape", shape=out_data.shape)
 
     def transpose(self, *axes) -> "Tensor":
         """Permute axes (all of them, like NumPy; no axes reverses them)."""
@@ -395,7 +403,7 @@ class Tensor:
         def backward(grad):  # undo the permutation
             return (grad.transpose(inverse),)
 
-        return Tensor.from_op(self.data.transpose(axes), (self,), backward, "transpose")
+        return Tensor.from_op(self.data.transpose(axes), (self,), backward, "transpose", axes=axes)
 
     @property
     def T(self) -> "Tensor":
@@ -415,5 +423,5 @@ class Tensor:
             full[index] = grad
             return (full,)
 
-        return Tensor.from_op(self.data[index], (self,), backward, "getitem")
+        return Tensor.from_op(self.data[index], (self,), backward, "getitem", index=index)
 

@@ -50,7 +50,7 @@ def log_softmax(x: Tensor, dim: int = 1) -> Tensor:
     def backward(grad):  # d/dx_j of sum_k g_k log p_k = g_j - p_j * sum_k g_k
         return (grad - xp.exp(out) * grad.sum(axis=dim, keepdims=True),)
 
-    return Tensor.from_op(out, (x,), backward, "log_softmax")
+    return Tensor.from_op(out, (x,), backward, "log_softmax", dim=dim)
 
 
 def softmax(x: Tensor, dim: int = 1) -> Tensor:
@@ -66,4 +66,4 @@ def softmax(x: Tensor, dim: int = 1) -> Tensor:
     def backward(grad):  # d/dx_j of sum_k g_k p_k = p_j (g_j - sum_k g_k p_k)
         return (p * (grad - (grad * p).sum(axis=dim, keepdims=True)),)
 
-    return Tensor.from_op(p, (x,), backward, "softmax")
+    return Tensor.from_op(p, (x,), backward, "softmax", dim=dim)

@@ -43,4 +43,4 @@ def cat(tensors, axis: int = 0) -> Tensor:
         return tuple(xp.split(grad, boundaries, axis=axis))
 
     data = xp.concatenate([t.data for t in tensors], axis=axis)
-    return Tensor.from_op(data, tensors, backward, "cat")
+    return Tensor.from_op(data, tensors, backward, "cat", axis=axis)

@@ -146,7 +146,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
         return (gx, gw) if bias is None else (gx, gw, gb)               # (N,C,H,W), (O,C,kh,kw), (O,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor.from_op(y, parents, backward, op)
+    return Tensor.from_op(y, parents, backward, op, stride=stride, padding=padding)
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
@@ -192,7 +192,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         return (gx, gw) if bias is None else (gx, gw, gb)        # (N,C_in,H,W), (C_in,C_out,kh,kw), (C_out,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor.from_op(y, parents, backward, op)
+    return Tensor.from_op(y, parents, backward, op, stride=stride, padding=padding,
+                          output_padding=output_padding)
 
 
 def check_conv_args(op: str, x, weight, bias, in_axis: int, out_axis: int) -> None:

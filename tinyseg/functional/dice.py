@@ -115,4 +115,5 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
         q = valid * a.reshape(per_class_shape) * (dice.reshape(per_class_shape) - 2 * onehot)
         return (p * (q - (q * p).sum(axis=1, keepdims=True)),)       # (N, C, H, W): softmax backward
 
-    return Tensor.from_op(out, (input,), backward, op)
+    return Tensor.from_op(out, (input,), backward, op, ignore_index=ignore_index, smooth=smooth,
+                          reduction=reduction)

@@ -109,7 +109,8 @@ def focal_loss(input: Tensor, target, gamma: float = 2.0, weight=None, ignore_in
             coefficient = weighted_g * grad
         return ((p - onehot) * coefficient[:, None],)                # (N, C, H, W)
 
-    return Tensor.from_op(out, (input,), backward, op)
+    return Tensor.from_op(out, (input,), backward, op, gamma=gamma, ignore_index=ignore_index,
+                          reduction=reduction)
 
 
 def check_gamma(op: str, gamma) -> None:

@@ -79,7 +79,8 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
         xp.put(gx, positions, at_target)                            # minus the one-hot part
         return (gx,)
 
-    return Tensor.from_op(out, (logits,), backward, op)
+    return Tensor.from_op(out, (logits,), backward, op, ignore_index=ignore_index,
+                          reduction=reduction)
 
 
 def true_class_positions(target, n_classes: int):

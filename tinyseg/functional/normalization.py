@@ -129,7 +129,9 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         return grads
 
     parents = (x,) + tuple(t for t in (weight, bias) if t is not None)
-    return Tensor.from_op(y, parents, backward, op)
+    return Tensor.from_op(y, parents, backward, op, training=use_batch_stats, eps=eps,
+                          momentum=momentum, running_mean=running_mean, running_var=running_var,
+                          weight=weight, bias=bias)
 
 
 def channel_dot(xp, a, b):

@@ -27,4 +27,4 @@ def pad(x: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
     def backward(grad):  # the padding was constant: only the original region has gradient
         return (grad[crop],)
 
-    return Tensor.from_op(out, (x,), backward, op)
+    return Tensor.from_op(out, (x,), backward, op, pad=tuple(int(p) for p in pad), value=value)

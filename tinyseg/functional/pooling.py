@@ -73,4 +73,5 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
             padded = padded[:, :, ph:ph + h, pw:pw + w]      # drop the padding
         return (padded,)                                     # (N, C, H, W)
 
-    return Tensor.from_op(y, (x,), backward, op)
+    return Tensor.from_op(y, (x,), backward, op, kernel_size=kernel, stride=stride,
+                          padding=padding)

@@ -35,7 +35,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from tinyseg import autograd, backend
+from tinyseg import autograd, backend, recording
 from tinyseg.tensor import Tensor
 
 
@@ -74,7 +74,10 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         with autograd.module_scope(self):     # tensors made now remember this module (graph.py)
-            return self.forward(*args, **kwargs)
+            output = self.forward(*args, **kwargs)
+        if recording.is_recording():          # inspect and export watch each module's output
+            recording.report_module_output(self, output)
+        return output
 
     def register_buffer(self, name: str, tensor: Tensor) -> None:
         """Keep `tensor` as attribute `name`: saved in state_dict, moved by to(), not trained."""
