@@ -16,6 +16,7 @@ from tinyseg.checkpoint import load_checkpoint
 from tinyseg.cli import main
 from tinyseg.data import SegmentationDataset, shapes_dataset
 from tinyseg.evaluate import evaluate
+from tinyseg.predictor import Predictor
 from tinyseg.run_files import load_model
 from tinyseg.train import TrainConfig, TrainingError, fit
 
@@ -231,7 +232,7 @@ def test_inputs_are_normalised_with_the_training_images_statistics(tmp_path):
     np.testing.assert_allclose(meta["normalization"]["mean"], images.mean(axis=(0, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(meta["normalization"]["std"], images.std(axis=(0, 2, 3)), rtol=1e-4)
     model, _ = load_model(str(tmp_path / "last.npz"))
-    metrics = evaluate(model, val_set, "cpu", normalization=meta["normalization"])
+    metrics = evaluate(Predictor(model, meta["normalization"]), val_set)
     assert round(metrics["mean_iou"], 6) == meta["history"][-1]["val_miou"]
 
 

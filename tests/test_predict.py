@@ -12,7 +12,8 @@ from tinyseg.models import FCN, SlidingWindow, UNet
 from tinyseg.nn.layers import BatchNorm2d
 from tinyseg.predict import output_stems, predict_files
 from tinyseg.tensor import Tensor
-from tinyseg.tiling import tile_margin, tile_spans, tiled, tiled_labels
+from tinyseg.predictor import Predictor
+from tinyseg.tiling import tile_margin, tile_spans, tiled
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -59,7 +60,7 @@ def test_tiles_give_the_whole_image_pass(name):
 
     whole = whole_logits(net, image)
     assert np.abs(tiled(logits_of, image, period, margin, tile_size=16) - whole).max() < 1e-4
-    labels = tiled_labels(model, image, tile_size=16)
+    labels = Predictor(model, tile_size=16).labels(image)
     clear = top_two_gap(whole) > 1e-3
     assert labels.shape == (150, 97)
     assert np.array_equal(labels[clear], whole.argmax(axis=0)[clear])
@@ -106,7 +107,7 @@ def test_every_bad_input_in_one_error_and_nothing_written(tmp_path):
               tmp_path / "cut.jpg", tmp_path / "anim.gif", colour]
     out = tmp_path / "out"
     with pytest.raises(DataError) as caught:
-        predict_files(FCN(1, 3, width=4, depth=1), [str(p) for p in inputs], str(out))
+        predict_files(Predictor(FCN(1, 3, width=4, depth=1)), [str(p) for p in inputs], str(out))
     reported = [path for path, _ in caught.value.problems]
     assert reported == [str(p) for p in inputs[1:]]
     message = str(caught.value)
@@ -123,7 +124,7 @@ def test_inputs_with_the_same_stem_keep_their_own_outputs(tmp_path):
              save_png(tmp_path / "c.png", picture(3))]
     Image.fromarray(picture(4)).save(files[1], quality=95)
     model = FCN(3, 4, width=8, depth=2, seed=1)
-    written = predict_files(model, [str(f) for f in files], str(tmp_path / "out"))
+    written = predict_files(Predictor(model), [str(f) for f in files], str(tmp_path / "out"))
     names = [str(mask).split("/")[-1] for _, mask, _ in written]
     assert names == ["a.png_mask.png", "a.jpg_mask.png", "x_b_mask.png", "y_b_mask.png", "c_mask.png"]
     for source, mask, overlay in written:
@@ -150,7 +151,7 @@ def test_a_grey_image_is_repeated_for_a_colour_model(tmp_path):
     grey = picture(7, (21, 30))
     path = save_png(tmp_path / "grey.png", grey)
     model = FCN(3, 4, width=8, depth=2, seed=2)
-    (_, mask, _), = predict_files(model, [str(path)], str(tmp_path / "out"))
+    (_, mask, _), = predict_files(Predictor(model), [str(path)], str(tmp_path / "out"))
     repeated = np.repeat((grey / 255.0).astype(np.float32)[None], 3, axis=0)   # (3, H, W)
     with Image.open(mask) as stored:
         assert np.array_equal(np.asarray(stored), model.predict(Tensor(repeated[None])).data[0])

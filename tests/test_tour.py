@@ -39,7 +39,7 @@ def test_timing_a_model_does_not_change_its_batch_norm_statistics():
 def test_the_tour_picture_predicts_on_inputs_normalised_as_in_training(tmp_path, monkeypatch):
     import numpy as np
     import tinyseg.visualize
-    from tinyseg.evaluate import predict_labels
+    from tinyseg.predictor import Predictor
     from tinyseg.run_files import load_model
     from tinyseg.train import TrainConfig, fit
     from tinyseg.tour import MODELS, write_comparison
@@ -53,5 +53,5 @@ def test_the_tour_picture_predicts_on_inputs_normalised_as_in_training(tmp_path,
     models = {name: model for name, _ in MODELS}
     write_comparison(str(tmp_path), models, {name: meta["normalization"] for name in models}, config, "cpu")
     images, preds = pictures[0]
-    expected = predict_labels(model, images, "cpu", normalization=meta["normalization"])
-    assert all(np.array_equal(labels, expected) for labels in preds.values())
+    expected = [Predictor(model, meta["normalization"]).labels(image) for image in images]
+    assert all(np.array_equal(got, want) for labels in preds.values() for got, want in zip(labels, expected))

@@ -11,6 +11,7 @@ from tinyseg import Tensor
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyseg.cli import main
 from tinyseg.evaluate import evaluate
+from tinyseg.predictor import Predictor
 from tinyseg.run_files import load_model
 from tinyseg.train import TrainConfig, TrainingError, fit
 
@@ -153,7 +154,7 @@ def test_cli_train_eval_predict(tmp_path, capsys):
 def test_cli_reports_bad_checkpoint_without_traceback(tmp_path, capsys):
     (tmp_path / "x.npz").write_bytes(b"junk")
     assert main(["eval", "--checkpoint", str(tmp_path / "x.npz")]) == 1
-    assert "corrupt or not a tinyseg checkpoint" in capsys.readouterr().err
+    assert "is not a tinyseg checkpoint" in capsys.readouterr().err
 
 
 def test_cli_cuda_without_gpu_says_how_to_install(tmp_path, capsys):
@@ -223,8 +224,8 @@ def test_the_training_loop_asks_the_model_for_its_loss_and_inference_form(tmp_pa
     data = shapes_dataset("train", count=4, size=16, seed=0)
     model = Recorded(3, 4, width=4, depth=1)
     config = TrainConfig(batch_size=2, epochs=1)
-    loss = train_module.train_one_epoch(model, DataLoader(data, batch_size=2), Adam(model.parameters()),
-                                        config, 0, np.random.default_rng(0), show_progress=False)
-    evaluate(model, data, "cpu")
+    loss, steps = train_module.train_one_epoch(model, DataLoader(data, batch_size=2), Adam(model.parameters()),
+                                               config, 0, np.random.default_rng(0), show_progress=False)
+    evaluate(Predictor(model), data)
     assert np.isfinite(loss)
     assert calls == [("loss", (2, 3, 16, 16))] * 2 + [("inference",)]

@@ -7,6 +7,7 @@
     python -m tinyseg tour                           # naive vs FCN vs U-Net, measured
     python -m tinyseg complexity --size 256 256      # parameters, MACs, memory, receptive field
     python -m tinyseg augment --out aug.png          # what --augment standard does to the data
+    python -m tinyseg export --checkpoint runs/unet/best.npz --format onnx --out model.onnx
 """
 
 from __future__ import annotations
@@ -105,13 +106,15 @@ def command_eval(args) -> int:
     """Score a checkpoint: on its own validation split, or on every image of --data FOLDER."""
     from tinyseg.metrics import format_table
     from tinyseg.evaluate import evaluate
-    from tinyseg.run_files import load_model
-    model, meta = load_model(args.checkpoint, args.device)
+    from tinyseg.predictor import Predictor
+    predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device)
     dataset = eval_dataset(args.data, meta)
-    if dataset.num_classes != model.config["num_classes"]:
+    if dataset.num_classes != predictor.num_classes:
         raise ValueError(f"--data has {dataset.num_classes} classes but the checkpoint's model "
-                         f"predicts {model.config['num_classes']}")
-    metrics = evaluate(model, dataset, args.device, normalization=meta.get("normalization"))
+                         f"predicts {predictor.num_classes}")
+    if dataset.class_pixel_counts().sum() == 0:
+        raise ValueError(f"no mask of --data labels any pixel (all are 255, ignore): nothing to score")
+    metrics = evaluate(predictor, dataset, show_progress=True)
     print(f"{len(dataset)} images")
     print(format_table(metrics, meta.get("class_names") or dataset.class_names))
     return 0
@@ -134,12 +137,11 @@ def eval_dataset(data, meta: dict):
 def command_predict(args) -> int:
     """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png for each."""
     from tinyseg.predict import predict_files
-    from tinyseg.run_files import load_model
+    from tinyseg.predictor import Predictor
     if args.tile_size < 1:
         raise ValueError(f"--tile-size must be >= 1, got {args.tile_size}")
-    model, meta = load_model(args.checkpoint, args.device)
-    for image, mask, overlay in predict_files(model, args.inputs, args.out, args.device,
-                                              meta.get("normalization"), args.tile_size):
+    predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device, args.tile_size)
+    for image, mask, overlay in predict_files(predictor, args.inputs, args.out):
         print(f"{image} -> {mask}, {overlay}")
     return 0
 
@@ -170,29 +172,53 @@ def build_parser() -> argparse.ArgumentParser:
     complexity.add_arguments(commands.add_parser(
         "complexity", help="parameters, MACs, activation memory and receptive field of each model"))
     graph.add_arguments(commands.add_parser("graph", help="draw a model's autograd graph (Graphviz DOT)"))
+    from tinyseg.interop import export
+    export.add_arguments(commands.add_parser(
+        "export", help="write a checkpoint's model for PyTorch (.pt) or ONNX Runtime (.onnx)"))
     from tinyseg.data import augment as augment_command
     augment_command.add_arguments(commands.add_parser(
         "augment", help="picture a few training images and masks after augmentation"))
     return parser
 
 
+INTERRUPTED = {                # what a Ctrl-C leaves, per command: every file written is whole
+    "train": "interrupted; the last finished epoch is saved: continue with --resume",
+    "predict": "interrupted; the masks and overlays written so far are complete: run predict "
+               "again for the rest",
+}
+
+
 def main(argv=None) -> int:
+    for stream in (sys.stdout, sys.stderr):      # a file name that is not UTF-8 prints as \x.. escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv or ["train"])      # no command at all: train the default
     from tinyseg import complexity, graph, tour
     from tinyseg.data import augment as augment_command
+    from tinyseg.interop import export
     handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
                 "tour": tour.run, "complexity": complexity.run,
-                "graph": graph.run, "augment": augment_command.run}
+                "graph": graph.run, "augment": augment_command.run, "export": export.run}
     try:
         return handlers[args.command](args)
     except (CheckpointError, TrainingError, ValueError, RuntimeError, OSError, ImportError) as error:
         print(f"tinyseg {args.command}: error: {error}", file=sys.stderr)   # DataError: many lines
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted; resume with --resume", file=sys.stderr)
+        print("\n" + INTERRUPTED.get(args.command, "interrupted"), file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"tinyseg {args.command}: error: out of memory; use smaller inputs or settings "
+              f"(--batch-size, --crop, --scale, --tile-size, --size)", file=sys.stderr)
+        return 1
+    except Exception as error:                  # a bug in tinyseg itself, not in what was asked
+        if os.environ.get("TINYSEG_DEBUG"):
+            raise
+        print(f"tinyseg {args.command}: internal error, a bug in tinyseg (please report it; "
+              f"TINYSEG_DEBUG=1 shows the traceback): {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,31 +1,35 @@
-"""Scoring a model: labels for images, and loss and metrics over a whole dataset.
+"""Scoring a model: loss and metrics over a whole dataset, through its Predictor.
 
-    labels = predict_labels(model, images, "cpu", normalization=meta["normalization"])
-    metrics = evaluate(model, val_set, "cpu", normalization=meta["normalization"])
+    predictor = Predictor(model, normalization=meta["normalization"], device="cpu")
+    metrics = evaluate(predictor, val_set)
     metrics["mean_iou"], metrics["pixel_accuracy"], metrics["loss"]
 
-Both run the model in eval mode, without building a graph (no_grad), batch
-by batch, on inputs normalised exactly as the training images were
-(`normalized`, with the mean and std a checkpoint stores). `evaluate`
-scores `model.inference_model()` (the naive model's to_fcn() rewrite: the
-same labels, far faster) and adds every pixel of every batch into one
-confusion matrix (metrics.py), so the IoU is that of the whole set, not an
-average of per-batch IoUs. Its loss is plain cross-entropy over the labelled
-pixels (`pixel_loss`), whatever --loss trained the model, so runs compare.
-train.py calls both after every epoch; `tinyseg eval` and the tour call them
-on a loaded checkpoint.
+Each image is labelled as `tinyseg predict` labels it (predictor.py: the
+model's inference form, in eval mode, without a graph, on inputs normalised
+as the training images were, tile by tile when large), so memory is bounded
+whatever the image sizes, and images of different sizes need no padding.
+Every labelled pixel of every image goes into one confusion matrix
+(metrics.py), so the IoU is that of the whole set, not an average of
+per-image IoUs. The loss is plain cross-entropy summed over the labelled
+pixels and divided by their number (`pixel_loss` is its mean form),
+whatever --loss trained the model, so runs compare; NaN when no pixel is
+labelled. train.py calls evaluate after every epoch; `tinyseg eval` and the
+tour call it on a loaded checkpoint.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 import tinyseg.functional as F
 from tinyseg import backend
-from tinyseg.autograd import no_grad
-from tinyseg.data import DataLoader, IGNORE_INDEX, normalize
+from tinyseg.data import IGNORE_INDEX
 from tinyseg.metrics import ConfusionMatrix
+from tinyseg.progress import progress
 from tinyseg.tensor import Tensor
+from tinyseg.visualize import thumbnail
 
 
 def pixel_loss(logits, target):
@@ -33,42 +37,36 @@ def pixel_loss(logits, target):
     return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
 
 
-def normalized(images: np.ndarray, normalization: dict | None) -> np.ndarray:
-    """images scaled by the training set's per-channel {"mean": [...], "std": [...]}, if any."""
-    if normalization is None:
-        return images
-    return normalize(images, np.asarray(normalization["mean"], dtype=np.float32),
-                     np.asarray(normalization["std"], dtype=np.float32))
+def evaluate(predictor, dataset, show_progress: bool = False, keep: int = 0) -> dict:
+    """Loss and metrics of the predictor's model on every pixel of `dataset` (one confusion matrix).
 
-
-def predict_labels(model, images: np.ndarray, device: str, batch_size: int = 16,
-                   normalization: dict | None = None) -> np.ndarray:
-    """(N, H, W) int64 labels for (N, C, H, W) images, batch by batch, on the host."""
-    model.eval()
-    labels = []
-    with no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = normalized(images[start:start + batch_size], normalization)
-            labels.append(backend.to_numpy(model.predict(Tensor(batch, device=device)).data))
-    return np.concatenate(labels).astype(np.int64)
-
-
-def evaluate(model, dataset, device: str, batch_size: int = 16, normalization: dict | None = None) -> dict:
-    """Loss and metrics of `model` on every pixel of `dataset` (one confusion matrix)."""
-    model.eval()
+    Returns metrics.ConfusionMatrix.compute()'s dict (mean_iou, pixel_accuracy,
+    per-class scores, "matrix") with "loss" added, and with keep > 0,
+    "examples": [(image, truth, prediction)] of the first `keep` images, made
+    small for pictures (visualize.thumbnail), so that no pass runs again to draw them.
+    """
     matrix = ConfusionMatrix(dataset.num_classes, ignore_index=IGNORE_INDEX)
-    scorer = model.inference_model()             # the naive model's to_fcn(): same labels, far faster
-    loss_sum, loss_weight = 0.0, 0
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    with no_grad():
-        for images, masks in loader:
-            logits = scorer(Tensor(normalized(images, normalization), device=device))
-            valid = int((masks != IGNORE_INDEX).sum())
-            if valid:
-                loss = pixel_loss(logits, backend.to_device(masks, device))
-                loss_sum += float(loss.item()) * valid
-                loss_weight += valid
-            matrix.update(backend.to_numpy(logits.data.argmax(axis=1)), masks)
+    net = predictor.network()
+    loss_sum, labelled, examples = 0.0, 0, []
+    for index in progress(range(len(dataset)), len(dataset), "validation", show_progress, delay=2):
+        image, mask = dataset[index]                                   # (C, H, W), (H, W)
+        labels = np.empty(mask.shape, dtype=np.int64) if index < keep else None
+        for rows, cols, logits in predictor.logits_by_tile(image, net):   # (K, h, w) on the device
+            target = mask[rows, cols]                                  # (h, w) on the host
+            count = int((target != IGNORE_INDEX).sum())
+            if count:
+                loss = F.cross_entropy(Tensor(logits[None]), backend.to_device(target[None], predictor.device),
+                                       ignore_index=IGNORE_INDEX, reduction="sum")
+                loss_sum += float(loss.item())
+                labelled += count
+            predicted = backend.to_numpy(logits.argmax(axis=0))        # (h, w)
+            matrix.update(predicted, target)
+            if labels is not None:
+                labels[rows, cols] = predicted
+        if labels is not None:
+            examples.append(tuple(thumbnail(array) for array in (image, mask, labels)))
     metrics = matrix.compute()
-    metrics["loss"] = loss_sum / max(1, loss_weight)
+    metrics["loss"] = loss_sum / labelled if labelled else math.nan
+    if keep:
+        metrics["examples"] = examples
     return metrics

@@ -54,6 +54,7 @@ import subprocess
 import numpy as np
 
 from tinyseg import autograd
+from tinyseg.files import write_atomically
 from tinyseg.models.options import add_model_arguments, model_config, model_settings
 from tinyseg.tensor import Tensor
 
@@ -209,19 +210,15 @@ def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, names: dic
     if fmt not in FORMATS + ("dot",):
         raise ValueError(f"draw: path {path!r} must end in .svg, .png, .pdf or .dot")
     text = to_dot(tensor, model=model, group_depth=group_depth, names=names)
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
     program = shutil.which("dot")
     if fmt != "dot" and program is not None:
-        done = subprocess.run([program, f"-T{fmt}", "-o", path], input=text.encode(),
-                              capture_output=True)
+        done = subprocess.run([program, f"-T{fmt}"], input=text.encode(), capture_output=True)
         if done.returncode != 0:
             raise RuntimeError(f"draw: dot failed on {path!r}: {done.stderr.decode().strip()}")
+        write_atomically(path, done.stdout)                  # the picture dot wrote to stdout
         return path
     dot_path = stem + ".dot"
-    with open(dot_path, "w", encoding="utf-8") as file:
-        file.write(text)
+    write_atomically(dot_path, text.encode("utf-8"))
     if fmt != "dot":
         log(f"Graphviz `dot` not found: wrote {dot_path}; render it with "
             f"`dot -T{fmt} {dot_path} -o {path}` (install: apt install graphviz, brew install graphviz)")
@@ -260,6 +257,10 @@ def run(args) -> int:
     if args.group_depth < 1:
         raise ValueError(f"--group-depth must be >= 1, got {args.group_depth}")
     model = build_model(args)
+    if (model.smallest_normalized_map(height, width) or 2) < 2:
+        raise ValueError(f"--size {height} {width} leaves one value per channel in the model's "
+                         f"smallest map, too few for batch norm on one image: use a larger --size "
+                         f"or --no-batch-norm")
     image = Tensor(np.zeros((1, args.in_channels, height, width), dtype=np.float32))
     target = np.zeros((1, height, width), dtype=np.int64)
     loss = F.cross_entropy(model(image), target)

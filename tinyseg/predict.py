@@ -16,10 +16,11 @@ Three steps, in this order:
    shortest longer name that tells them apart: a.png_mask.png and
    a.jpg_mask.png, or x_a_mask.png and y_a_mask.png. No input's output
    overwrites another's.
-3. Read each image again, normalise it as training did (the checkpoint's
-   meta["normalization"]: per-channel mean and std), and label it with the
-   model's inference form, tile by tile for images larger than a tile, with
+3. Read each image again and label it with the checkpoint's Predictor
+   (predictor.py): normalised as training did, resized by the training
+   --scale and back, tile by tile for images larger than a tile, with
    exactly the labels of a whole-image pass (tiling.py), in bounded memory.
+   Each output is written whole or not at all (files.py).
 
 Images are read as the training folders are (values in [0, 1], EXIF
 orientation applied; tinyseg.data.read_image).
@@ -32,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyseg.data import DataError, normalize, read_image
+from tinyseg.data import DataError, read_image
 from tinyseg.data.folder import IMAGE_SUFFIXES
 from tinyseg.data.images import import_pillow
 from tinyseg.data.scan import read_or_note
-from tinyseg.tiling import TILE_SIZE, needs_tiles, tile_margin, tiled_labels
-from tinyseg.visualize import overlay, save_mask_png
+from tinyseg.files import remove_temporaries
+from tinyseg.visualize import save_mask_png, save_overlay_png
 
 
 def image_for_model(image: np.ndarray, in_channels: int, path: str) -> np.ndarray:
@@ -135,34 +136,30 @@ def output_stems(paths: list[Path]) -> list[str]:
             levels[i] = min(levels[i] + 1, deepest[i])
 
 
-def predict_files(model, inputs, out: str, device: str = "cpu", normalization: dict | None = None,
-                  tile_size: int = TILE_SIZE) -> list[tuple[str, str, str]]:
+def predict_files(predictor, inputs, out: str, palette=None) -> list[tuple[str, str, str]]:
     """Write OUT/STEM_mask.png (class indices) and OUT/STEM_overlay.png for each input.
 
+    predictor: a Predictor (the model, its normalisation, device, tiling and
+    training --scale; Predictor.from_checkpoint). palette: (256, 3) uint8
+    colours of the classes (the user's colour table, if training had one;
+    default visualize.PALETTE), stored in the mask PNG and used for the overlay.
     Returns (input, mask file, overlay file) for each input, in order.
-    normalization: {"mean": [...], "std": [...]}, one value per model input
-    channel (a checkpoint's meta["normalization"]), or None for none.
-    Raises DataError listing every bad input before writing anything.
+    Raises DataError listing every bad input before writing anything. Each
+    file is written whole or not at all (files.py): an interrupted predict
+    leaves complete outputs for the inputs it finished and nothing else.
     """
-    in_channels = model.in_channels
-    if normalization is not None and len(normalization["mean"]) != in_channels:
-        raise ValueError(f"predict: the checkpoint's normalization has {len(normalization['mean'])} "
-                         f"channel(s) but its model takes {in_channels}")
-    paths, sizes = check_inputs(inputs, in_channels, out)
-    margin = None
-    if any(needs_tiles(size, tile_size) for size in sizes):
-        margin = tile_margin(model.inference_model())                   # measured once, ~1 s
-    Image = import_pillow()
+    in_channels = predictor.model.in_channels
+    paths, _ = check_inputs(inputs, in_channels, out)
+    import_pillow()
     os.makedirs(out, exist_ok=True)
+    remove_temporaries(out)                          # what a killed predict left half-written
     written = []
     for path, stem in zip(paths, output_stems(paths)):
         image = image_for_model(read_image(path), in_channels, str(path))   # (C, H, W) in [0, 1]
-        x = image if normalization is None else normalize(image, normalization["mean"],
-                                                          normalization["std"])
-        labels = tiled_labels(model, x, margin, tile_size, device)          # (H, W)
+        labels = predictor.labels_at_scale(image)                           # (H, W)
         mask_path = os.path.join(out, stem + "_mask.png")
         overlay_path = os.path.join(out, stem + "_overlay.png")
-        save_mask_png(mask_path, labels.astype(np.uint8))
-        Image.fromarray(overlay(image, labels)).save(overlay_path)
+        save_mask_png(mask_path, labels.astype(np.uint8), palette)
+        save_overlay_png(overlay_path, image, labels, palette)
         written.append((str(path), mask_path, overlay_path))
     return written

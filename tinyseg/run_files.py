@@ -4,7 +4,7 @@
     OUT/best.npz      the epoch of the best validation mIoU    written by train.py
     OUT/history.json  one row per epoch; history.csv the same as a table
 
-Every file is replaced in one atomic step (checkpoint.write_atomically), so a
+Every file is replaced in one atomic step (files.write_atomically), so a
 run killed at any instant leaves files that load. `prepare_out` refuses to
 train into a folder that holds a run unless --resume or --overwrite asks
 for it, and removes the temporary files a killed write left behind.
@@ -17,11 +17,13 @@ import io
 import json
 import os
 
-from tinyseg.checkpoint import (CheckpointError, load_checkpoint, remove_temporaries, split_prefix,
-                                write_atomically)
+from tinyseg.checkpoint import CheckpointError, load_checkpoint, split_prefix
+from tinyseg.files import remove_temporaries, write_atomically
 from tinyseg.models import build_model
 
 RUN_FILES = ("last.npz", "best.npz", "history.json", "history.csv")
+PICTURES = ("predictions.png", "history.png")
+PICTURE_COUNT = 6            # validation images shown in predictions.png
 
 
 def load_model(path: str, device: str = "cpu"):
@@ -68,7 +70,7 @@ def prepare_out(out: str, resume: bool, overwrite: bool, log) -> None:
 
 def remove_run(out: str) -> None:
     """--overwrite: delete the earlier run's files, once this run's data has proved readable."""
-    for name in RUN_FILES:
+    for name in RUN_FILES + PICTURES:
         if os.path.exists(os.path.join(out, name)):
             os.remove(os.path.join(out, name))
 
@@ -89,3 +91,25 @@ def resumed_history(out: str, meta: dict, log) -> list:
     if "history" in meta:
         return list(meta["history"])
     return from_file or []
+
+
+def write_pictures(out: str, examples: list, history: list, class_names, log=print) -> None:
+    """predictions.png (image | truth | prediction, from the last validation) and history.png.
+
+    examples: [(image (C, h, w), truth (h, w), prediction (h, w))], of any
+    sizes (evaluate(keep=...) makes them). Each picture is skipped with a
+    note when the package that draws it is missing.
+    """
+    from tinyseg.visualize import plot_history, save_grid
+    images, truths, preds = zip(*examples) if examples else ((), (), ())
+    try:
+        if images:
+            save_grid(os.path.join(out, "predictions.png"), images, truths, preds, class_names)
+    except ImportError as error:
+        log(f"note: no predictions.png ({error})")
+    plot_history(os.path.join(out, "history.png"), history)
+
+
+def run_file_names(out: str) -> list:
+    """The files of a run that exist in `out`, in the order RUN_FILES + PICTURES lists them."""
+    return [name for name in RUN_FILES + PICTURES if os.path.isfile(os.path.join(out, name))]

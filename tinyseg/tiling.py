@@ -157,6 +157,31 @@ def tile_spans(size: int, core: int, margin: int, period: int) -> list[tuple[int
     return spans
 
 
+def tile_boxes(size: tuple, period: tuple, margin: tuple, tile_size: int = TILE_SIZE):
+    """Yield ((rows, cols) of a tile, (rows, cols) of its core) over an image of `size` = (H, W).
+
+    H and W are multiples of the period (pad_to_period). The cores cover the
+    image once; each tile is its core widened by the margin (tile_spans).
+    """
+    rows = tile_spans(size[0], round_up(tile_size, period[0]), margin[0], period[0])
+    cols = tile_spans(size[1], round_up(tile_size, period[1]), margin[1], period[1])
+    for top, bottom, core_top, core_bottom in rows:
+        for left, right, core_left, core_right in cols:
+            yield ((slice(top, bottom), slice(left, right)),
+                   (slice(core_top, core_bottom), slice(core_left, core_right)))
+
+
+def pad_to_period(x: np.ndarray, period: tuple) -> np.ndarray:
+    """(C, H, W) padded with zeros at the bottom and right to multiples of the period (as the U-Net pads)."""
+    channels, height, width = x.shape
+    padded_h, padded_w = round_up(height, period[0]), round_up(width, period[1])
+    if (padded_h, padded_w) == (height, width):
+        return x
+    padded = np.zeros((channels, padded_h, padded_w), dtype=x.dtype)
+    padded[:, :height, :width] = x
+    return padded
+
+
 def tiled(forward, image: np.ndarray, period: tuple, margin: tuple,
           tile_size: int = TILE_SIZE) -> np.ndarray:
     """forward over an image, tile by tile: (C, H, W) -> (K, H, W), exactly as on the whole.
@@ -165,48 +190,20 @@ def tiled(forward, image: np.ndarray, period: tuple, margin: tuple,
     with K = 1), for the tiles' sizes h and w, multiples of `period`.
     margin: (rows, cols), at least the model's reach (`tile_margin`).
     Only the output map (K, H, W) and one tile at a time are held.
+    (Predictor.logits_by_tile walks the same tiles, one core at a time.)
     """
-    channels, height, width = image.shape
-    padded_h, padded_w = round_up(height, period[0]), round_up(width, period[1])
-    if (padded_h, padded_w) != (height, width):
-        padded = np.zeros((channels, padded_h, padded_w), dtype=image.dtype)   # as the U-Net pads
-        padded[:, :height, :width] = image
-    else:
-        padded = image
-    rows = tile_spans(padded_h, round_up(tile_size, period[0]), margin[0], period[0])
-    cols = tile_spans(padded_w, round_up(tile_size, period[1]), margin[1], period[1])
+    height, width = image.shape[1:]
+    padded = pad_to_period(image, period)
     out = None
-    for top, bottom, core_top, core_bottom in rows:
-        for left, right, core_left, core_right in cols:
-            tile = np.ascontiguousarray(padded[None, :, top:bottom, left:right])   # (1, C, h, w)
-            result = forward(tile)                                                 # (K, h, w)
-            if out is None:
-                out = np.empty((result.shape[0], padded_h, padded_w), dtype=result.dtype)
-            out[:, core_top:core_bottom, core_left:core_right] = \
-                result[:, core_top - top:core_bottom - top, core_left - left:core_right - left]
+    for (rows, cols), (core_rows, core_cols) in tile_boxes(padded.shape[1:], period, margin, tile_size):
+        result = forward(np.ascontiguousarray(padded[None, :, rows, cols]))      # (K, h, w)
+        if out is None:
+            out = np.empty((result.shape[0],) + padded.shape[1:], dtype=result.dtype)
+        out[:, core_rows, core_cols] = result[:, core_rows.start - rows.start:core_rows.stop - rows.start,
+                                              core_cols.start - cols.start:core_cols.stop - cols.start]
     return out[:, :height, :width]                                        # crop the padding
 
 
 def needs_tiles(image_shape: tuple, tile_size: int = TILE_SIZE) -> bool:
     """Whether an image of (..., H, W) is larger than one tile's core along some axis."""
     return max(image_shape[-2:]) > tile_size
-
-
-def tiled_labels(model, image: np.ndarray, margin: tuple | None = None,
-                 tile_size: int = TILE_SIZE, device: str = "cpu") -> np.ndarray:
-    """(H, W) int64 labels of a (C, H, W) image: the model's inference form, tile by tile.
-
-    margin: (rows, cols) from tile_margin(model), measured here if None and
-    the image needs more than one tile; pass it to measure once for many images.
-    """
-    net = model.inference_model().eval()
-    period = downsampling_period(net)
-    if margin is None:
-        margin = tile_margin(net) if needs_tiles(image.shape, tile_size) else (0, 0)
-
-    def labels_of(tile: np.ndarray) -> np.ndarray:
-        with no_grad():
-            logits = net(Tensor(tile, device=device))                      # (1, K, h, w)
-        return backend.to_numpy(logits.argmax(axis=1).data)                # (1, h, w)
-
-    return tiled(labels_of, image, period, margin, tile_size)[0]

@@ -38,7 +38,7 @@ from tinyseg import backend
 from tinyseg.autograd import no_grad
 from tinyseg.models.options import add_model_arguments, model_settings
 from tinyseg.tensor import Tensor
-from tinyseg.evaluate import predict_labels
+from tinyseg.predictor import Predictor
 from tinyseg.run_files import load_model
 from tinyseg.train import TrainConfig, build_datasets, fit
 
@@ -142,10 +142,10 @@ def write_comparison(out: str, models: dict, normalizations: dict, config: Train
     from tinyseg.visualize import save_grid
     _, val_set = build_datasets(config)
     count = min(count, len(val_set))
-    images = np.stack([val_set[i][0] for i in range(count)])
-    truths = np.stack([val_set[i][1] for i in range(count)])
-    preds = {title: predict_labels(models[name], images, device, normalization=normalizations[name])
-             for name, title in MODELS}
+    images = [val_set[i][0] for i in range(count)]
+    truths = [val_set[i][1] for i in range(count)]
+    predictors = {name: Predictor(models[name], normalizations[name], device) for name, _ in MODELS}
+    preds = {title: [predictors[name].labels(image) for image in images] for name, title in MODELS}
     path = os.path.join(out, "tour.png")
     save_grid(path, images, truths, preds, val_set.class_names)
     return path

@@ -49,10 +49,14 @@ from tinyseg import backend, optim
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.data.class_weights import class_weights_for, format_class_weights
-from tinyseg.evaluate import evaluate, normalized, pixel_loss, predict_labels
+from tinyseg.data.normalize import normalized
+from tinyseg.evaluate import evaluate, pixel_loss
+from tinyseg.predictor import Predictor
+from tinyseg.progress import progress
 from tinyseg.nn.loss import make_loss
 from tinyseg.optim.lr_scheduler import make_schedule
-from tinyseg.run_files import prepare_out, remove_run, resumed_history, write_history
+from tinyseg.run_files import (PICTURE_COUNT, prepare_out, remove_run, resumed_history,
+                               run_file_names, write_history, write_pictures)
 from tinyseg.metrics import format_table
 from tinyseg.models import build_model, options
 from tinyseg.tensor import Tensor
@@ -89,17 +93,6 @@ def make_optimizer(config: TrainConfig, parameters):
         return optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                          weight_decay=config.weight_decay)
     raise ValueError(f"--optimizer must be adam or sgd, got {config.optimizer!r}")
-
-
-def progress(iterable, total: int, description: str, enabled: bool = True):
-    """A tqdm progress bar if tqdm is installed (and enabled), else the plain iterable."""
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=description, leave=False, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------- one epoch
@@ -148,16 +141,16 @@ def check_losses(steps_and_losses: list, model, epoch: int) -> list:
 
 def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
                     show_progress: bool = True, deadline: float = math.inf,
-                    normalization: dict | None = None, criterion=pixel_loss) -> float | None:
-    """One pass over the training data; returns the mean loss (None if no step had labels).
+                    normalization: dict | None = None, criterion=pixel_loss) -> tuple:
+    """One pass over the training data: (mean loss or None if no step had labels, steps run).
 
     Stops with TrainingError on a NaN/inf loss or weights, naming the step.
     A batch whose masks label no pixel is skipped before the step (checked on
     the host, no device sync). Stops early (after a whole step) once
-    time.perf_counter() passes `deadline`.
+    time.perf_counter() passes `deadline`: then fewer than len(loader) steps ran.
     """
     model.train()
-    total, count, images_seen = 0.0, 0, 0
+    total, count, images_seen, steps = 0.0, 0, 0, 0
     start = time.perf_counter()
     bar = progress(loader, len(loader), f"epoch {epoch + 1}/{config.epochs}", show_progress)
     pending = []                                # (step, loss) not yet read back from the device
@@ -169,6 +162,7 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
             optimizer.step()
             pending.append((step, loss.data))
             images_seen += len(images)
+        steps = step + 1
         out_of_time = time.perf_counter() > deadline
         if pending and (len(pending) >= config.check_every or step == len(loader) - 1 or out_of_time):
             values = check_losses(pending, model, epoch)
@@ -180,7 +174,20 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
                 bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.lr:.3g}", img_s=f"{rate:.1f}")
         if out_of_time:
             break
-    return total / count if count else None
+    return (total / count if count else None), steps
+
+
+def check_validation(metrics: dict, epoch: int) -> None:
+    """TrainingError unless the validation loss is finite: a model whose outputs overflow is broken.
+
+    The weights may all be finite while the logits are not (a huge --lr makes
+    them large enough to overflow float32 in a forward pass); nothing of such
+    an epoch is saved, so best.npz only ever comes from a finite validation.
+    """
+    if not math.isfinite(metrics["loss"]):
+        raise TrainingError(f"the validation loss became {metrics['loss']} after epoch {epoch + 1}: "
+                            f"the model's outputs overflow; training stopped and epoch {epoch + 1} "
+                            f"was not saved. Try a lower --lr.")
 
 
 # ----------------------------------------------------------------- checkpoints and history
@@ -212,6 +219,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     OUT (without either, a folder that holds one is refused).
     Returns the final validation metrics (with the class names under "class_names").
     """
+    deadline = time.perf_counter() + config.time_budget if config.time_budget > 0 else math.inf
     check_config(config)
     config = with_default_counts(config)
     config.augment = augment_policy(config.augment)
@@ -248,7 +256,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
             train_set.class_names, class_weights, train_set.class_pixel_counts()))
     criterion = make_loss(config.loss, class_weights, IGNORE_INDEX, gamma=config.focal_gamma)
     criterion = criterion.to(config.device)
-    loader = make_loader(train_set, config)
+    loader = make_loader(train_set, config, drop_last=short_last_batch(model, train_set, config, log))
     n_params = sum(p.size for p in model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "
         f"validation images of {train_set.in_channels} channels, {train_set.num_classes} classes, "
@@ -257,20 +265,28 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         log(f"nothing left to train: {last_path} is at epoch {start_epoch} and --epochs is "
             f"{config.epochs} (ask for more epochs to go on)")
 
-    deadline = time.perf_counter() + config.time_budget if config.time_budget > 0 else math.inf
+    predictor = Predictor(model, normalization, config.device)     # validation labels as predict does
+    metrics = None
     for epoch in range(start_epoch, config.epochs):
         if time.perf_counter() > deadline:
-            log(f"time budget of {config.time_budget:g} s spent after {epoch} epochs")
+            log(f"time budget of {config.time_budget:g} s spent after {epoch} epochs: skipped "
+                f"{epoch_range(epoch, config.epochs)}")
             break
         started = time.perf_counter()
         loader.set_epoch(epoch)
         lr = optimizer.lr                         # this epoch's rate
-        train_loss = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
-                                     deadline, normalization, criterion)
+        train_loss, steps = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
+                                            deadline, normalization, criterion)
+        if steps < len(loader):
+            log(f"time budget of {config.time_budget:g} s spent during epoch {epoch + 1}, after "
+                f"{steps} of {len(loader)} steps: skipped the rest of it"
+                + (f" and {epoch_range(epoch + 1, config.epochs)}" if epoch + 1 < config.epochs else "")
+                + "; validating what was learnt")
         if scheduler is not None:
             scheduler.step()                      # the next epoch's rate, saved with this epoch
         seconds = time.perf_counter() - started
-        metrics = evaluate(model, val_set, config.device, normalization=normalization)
+        metrics = evaluate(predictor, val_set, show_progress, keep=PICTURE_COUNT)
+        check_validation(metrics, epoch)
         history.append(history_row(epoch, train_loss, metrics, seconds, lr))
         log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  "
             f"val loss "
@@ -284,13 +300,25 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
             save_training_checkpoint(best_path, *saved)
         save_training_checkpoint(last_path, *saved)
         write_history(config.out, history)
+        if steps < len(loader):
+            break
 
-    final = evaluate(model, val_set, config.device, normalization=normalization)
-    write_pictures(config.out, model, val_set, history, config.device, normalization=normalization)
-    log("\n" + format_table(final, val_set.class_names))
-    log(f"\nwrote {config.out}/: last.npz, best.npz, history.json/csv, predictions.png, history.png")
-    final["class_names"] = val_set.class_names
-    return final
+    if metrics is None:
+        if start_epoch < config.epochs:
+            raise TrainingError(f"the time budget (--time-budget {config.time_budget:g}) was spent "
+                                f"before the first epoch began, reading and checking the data; "
+                                f"nothing was trained. Raise --time-budget")
+        metrics = evaluate(predictor, val_set, show_progress, keep=PICTURE_COUNT)   # resumed at the end
+    write_pictures(config.out, metrics.pop("examples"), history, val_set.class_names, log)
+    log("\n" + format_table(metrics, val_set.class_names))
+    log(f"\nwrote {config.out}/: {', '.join(run_file_names(config.out))}")
+    metrics["class_names"] = val_set.class_names
+    return metrics
+
+
+def epoch_range(first: int, epochs: int) -> str:
+    """"epoch 4" or "epochs 4-10" (counting from 1) for epochs first .. epochs-1 (from 0)."""
+    return f"epoch {first + 1}" if first + 1 == epochs else f"epochs {first + 1}-{epochs}"
 
 
 def check_sets(train_set, val_set) -> None:
@@ -303,6 +331,10 @@ def check_sets(train_set, val_set) -> None:
     if train_set.class_pixel_counts().sum() == 0:
         raise ValueError(f"no training mask labels any pixel (all are {IGNORE_INDEX}, the ignore "
                          f"label): there is nothing to learn from")
+    if val_set.class_pixel_counts().sum() == 0:
+        raise ValueError(f"no validation mask labels any pixel (all are {IGNORE_INDEX}, the ignore "
+                         f"label), but the best checkpoint is chosen on them: set aside other images "
+                         f"(--val-count, or --seed for another split) or label the val/ masks")
 
 
 def channel_normalization(train_set) -> dict:
@@ -311,10 +343,44 @@ def channel_normalization(train_set) -> dict:
     return {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
 
 
-def make_loader(train_set, config: TrainConfig) -> DataLoader:
+def make_loader(train_set, config: TrainConfig, drop_last: bool = False) -> DataLoader:
     crop = tuple(config.crop) if config.crop else None
     return DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                      augment=config.augment, crop=crop)
+                      augment=config.augment, crop=crop, drop_last=drop_last)
+
+
+def short_last_batch(model, train_set, config: TrainConfig, log) -> bool:
+    """Whether to leave out each epoch's last batch, which batch norm could not train on.
+
+    Batch norm needs more than one value per channel: batch size x the pixels
+    of its smallest map (model.smallest_normalized_map) for the smallest
+    training example (or the --crop every example is cut to). A full batch
+    that falls short is a setting that cannot train: ValueError naming the
+    options. A last batch of one image that falls short is left out, as
+    common trainers do (drop_last), and the log says so.
+    """
+    sizes = [tuple(config.crop)] if config.crop else example_sizes(train_set)
+    pixels = [model.smallest_normalized_map(h, w) for h, w in sizes]
+    if pixels[0] is None or min(pixels) > 1:
+        return False
+    height, width = sizes[pixels.index(min(pixels))]
+    if config.batch_size == 1:
+        raise ValueError(f"--batch-size 1 with batch norm: a {height}x{width} training "
+                         f"{'crop' if config.crop else 'image'} leaves one value per channel in the "
+                         f"model's smallest map, and batch norm needs more; raise --batch-size, use a "
+                         f"larger --crop (or --scale), or train with --no-batch-norm")
+    if len(train_set) % config.batch_size == 1:
+        log(f"note: each epoch's last batch would hold one image, too few values for batch norm; "
+            f"it is left out ({len(train_set)} images in batches of {config.batch_size})")
+        return True
+    return False
+
+
+def example_sizes(dataset) -> list:
+    """The (H, W) of every example of a dataset, from what it already knows (no file is read)."""
+    if hasattr(dataset, "records"):                                    # a FolderDataset: the scan's sizes
+        return [tuple(record.size) for record in dataset.records]
+    return [tuple(image.shape[1:]) for image in dataset.images]       # in memory
 
 
 def history_row(epoch: int, train_loss, metrics: dict, seconds: float, lr: float) -> dict:
@@ -373,16 +439,3 @@ def resume_schedule(scheduler, state, start_epoch: int, log) -> None:
         f"(lr {scheduler.optimizer.lr:.3g})")
 
 
-def write_pictures(out: str, model, dataset, history: list, device: str, count: int = 6,
-                   normalization: dict | None = None) -> None:
-    """predictions.png (image | truth | prediction) and history.png (loss and mIoU per epoch)."""
-    from tinyseg.visualize import plot_history, save_grid
-    count = min(count, len(dataset))
-    images = np.stack([dataset[i][0] for i in range(count)])
-    truths = np.stack([dataset[i][1] for i in range(count)])
-    preds = predict_labels(model, images, device, normalization=normalization)
-    try:
-        save_grid(os.path.join(out, "predictions.png"), images, truths, preds, dataset.class_names)
-    except ImportError as error:
-        print(f"note: no predictions.png ({error})")
-    plot_history(os.path.join(out, "history.png"), history)

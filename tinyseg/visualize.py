@@ -27,10 +27,13 @@ imported only when those functions run.
 from __future__ import annotations
 
 import colorsys
+import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from tinyseg.files import write_atomically, write_png
 
 IGNORE_INDEX = 255
 IGNORE_COLOUR = (255, 255, 255)
@@ -83,9 +86,12 @@ def check_mask(mask, name: str = "mask") -> np.ndarray:
     return mask
 
 
-def colorize(mask) -> np.ndarray:
-    """Class indices (H, W) -> colours (H, W, 3) uint8, by PALETTE (any shape (...) -> (..., 3))."""
-    return PALETTE[check_mask(mask)]
+def colorize(mask, palette=None) -> np.ndarray:
+    """Class indices (H, W) -> colours (H, W, 3) uint8, by PALETTE (any shape (...) -> (..., 3)).
+
+    palette: another (256, 3) uint8 colour table, e.g. the user's own class colours.
+    """
+    return (PALETTE if palette is None else palette)[check_mask(mask)]
 
 
 def to_display(image) -> np.ndarray:
@@ -107,7 +113,16 @@ def to_display(image) -> np.ndarray:
     return np.repeat(image, 3 // image.shape[0], axis=0).transpose(1, 2, 0)   # (H, W, 3)
 
 
-def overlay(image, mask, alpha: float = 0.5) -> np.ndarray:
+def thumbnail(array: np.ndarray, largest: int = 256) -> np.ndarray:
+    """An image (C, H, W) or mask (H, W) cut to at most `largest` pixels a side by keeping every s-th.
+
+    Every kept pixel is one of the array's own (no mixing), so a mask stays labels.
+    """
+    step = -(-max(array.shape[-2:]) // largest)
+    return array[..., ::step, ::step] if step > 1 else array
+
+
+def overlay(image, mask, alpha: float = 0.5, palette=None) -> np.ndarray:
     """The image with the mask's colours laid over it: (H, W, 3) uint8.
 
     Each labelled pixel becomes (1 - alpha) * image + alpha * colour of its
@@ -118,20 +133,30 @@ def overlay(image, mask, alpha: float = 0.5) -> np.ndarray:
     if mask.shape != picture.shape[:2]:
         raise ValueError(f"overlay: mask must be {picture.shape[:2]} (the image's H, W), got {mask.shape}")
     labelled = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]    # (H, W, 1)
-    blended = (1 - alpha) * picture + alpha * colorize(mask)
+    blended = (1 - alpha) * picture + alpha * colorize(mask, palette)
     return np.round(np.where(labelled, blended, picture)).astype(np.uint8)
 
 
-def save_mask_png(path, mask) -> None:
-    """Save class indices (H, W) as a palette PNG that reads back as the same indices."""
+def save_mask_png(path, mask, palette=None) -> None:
+    """Save class indices (H, W) as a palette PNG that reads back as the same indices.
+
+    The PNG's colour table is PALETTE, or `palette` ((256, 3) uint8, e.g. the
+    user's class colours): viewers show those colours, readers get the indices.
+    """
     Image = import_pillow()
     mask = check_mask(mask)
     if mask.ndim != 2:
         raise ValueError(f"save_mask_png: mask must be (H, W), got shape {mask.shape}")
     height, width = mask.shape
     picture = Image.frombytes("P", (width, height), mask.astype(np.uint8).tobytes())
-    picture.putpalette(PALETTE.ravel().tolist())
-    picture.save(path)
+    picture.putpalette((PALETTE if palette is None else np.asarray(palette, np.uint8)).ravel().tolist())
+    write_png(path, picture)
+
+
+def save_overlay_png(path, image, mask, palette=None) -> None:
+    """Save the image with the mask's colours laid over it (`overlay`) as an RGB PNG."""
+    Image = import_pillow()
+    write_png(path, Image.fromarray(overlay(image, mask, palette=palette)))
 
 
 def save_grid(path, images, truths, preds=None, class_names: Sequence[str] | None = None,
@@ -163,7 +188,7 @@ def save_grid(path, images, truths, preds=None, class_names: Sequence[str] | Non
     draw_titles(picture, list(columns), width * scale)
     if class_names is not None:
         picture = add_legend(Image, picture, class_names)
-    picture.save(path)
+    write_png(path, picture)
     return Path(path)
 
 
@@ -257,7 +282,9 @@ def plot_history(path, history) -> bool:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))    # whole epochs
         if axes.get_legend_handles_labels()[0]:
             axes.legend()
-    figure.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    write_atomically(path, buffer.getvalue())
     return True
 
 

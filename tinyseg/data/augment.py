@@ -186,6 +186,7 @@ def augmentation_grid(dataset, path, policy: str = "standard", seed: int = 0, co
     each augmented by example_rng(seed, epoch, index), with a legend of the
     class names. Returns the path.
     """
+    from tinyseg.files import write_png
     from tinyseg.visualize import add_legend, colorize, draw_cells, draw_titles, import_pillow, to_display
     check_policy(policy)
     count = min(int(count), len(dataset))
@@ -212,7 +213,7 @@ def augmentation_grid(dataset, path, policy: str = "standard", seed: int = 0, co
     picture = Image.fromarray(draw_cells(columns, count, height * scale, width * scale, scale))
     draw_titles(picture, list(columns), width * scale)
     picture = add_legend(Image, picture, dataset.class_names)
-    picture.save(path)
+    write_png(path, picture)
     return path
 
 

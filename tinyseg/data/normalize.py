@@ -72,3 +72,10 @@ def normalize(images: np.ndarray, mean, std) -> np.ndarray:
         raise ValueError(f"normalize: images must be (B, C, H, W) or (C, H, W) with mean and std of "
                          f"shape (C,), got images {images.shape}, mean {mean.shape}, std {std.shape}")
     return (images - mean[:, None, None]) / std[:, None, None]
+
+
+def normalized(images: np.ndarray, normalization: dict | None) -> np.ndarray:
+    """images scaled by a checkpoint's {"mean": [...], "std": [...]} (normalize), or as they are if None."""
+    if normalization is None:
+        return np.asarray(images, dtype=np.float32)
+    return normalize(images, normalization["mean"], normalization["std"])

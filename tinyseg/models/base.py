@@ -19,6 +19,9 @@ and they ask the model itself instead of testing its name:
         The default is the model itself. The sliding window returns its
         to_fcn() rewrite: the same weights and labels, one convolutional pass.
 
+and one fact a trainer checks before the first epoch, smallest_normalized_map
+(the U-Net's bottleneck, when it has batch norm).
+
 predict() is written once, here, on top of inference_model(): labels come
 out of the fast form whenever a model has one.
 
@@ -75,6 +78,17 @@ class SegmentationModel(Module):
     def inference_model(self) -> Module:
         """The module that computes this model's logits fastest: here, the model itself."""
         return self
+
+    def smallest_normalized_map(self, height: int, width: int) -> int | None:
+        """Pixels per image of the smallest map a BatchNorm2d normalises, for an H x W input.
+
+        None when the model has no batch norm (the default). Training mode
+        normalises each channel by the mean and variance of its values in the
+        batch, so it needs batch size x this > 1 (train.py checks it before
+        the first epoch; a batch of one 8 x 8 image leaves a depth-3 U-Net's
+        bottleneck a single value per channel).
+        """
+        return None
 
     def predict(self, x: Tensor) -> Tensor:
         """(N, H, W) integer labels: the highest-scoring class at each pixel."""
