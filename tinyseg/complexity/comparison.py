@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import argparse
 
-from tinyseg.complexity.counting import count_parameters, forward_cost, window_cost
+from tinyseg.complexity.counting import count_parameters, window_cost
+from tinyseg.complexity.sizes import forward_cost_at
 from tinyseg.complexity.receptive_fields import receptive_field
 from tinyseg.models import FCN, build_model
 from tinyseg.models.options import MODEL_DEFAULTS, add_model_arguments, model_config, model_settings
@@ -66,17 +67,15 @@ def dense_layer_comparison() -> dict:
 
     Its 10 layers of width 4 with 5 classes are, as a convolutional network,
     FCN(depth=9): nine 3x3 convolutions and the 1x1 head make ten layers.
-    Every layer keeps the image size, so its MACs and activations are
-    proportional to H * W: they are measured on a 10 x 20 image and scaled up
-    by 10,000 rather than by running the model at 1000 x 2000.
+    Its MACs and activations at 1000 x 2000 are counted from the shapes
+    (sizes.forward_cost_at), not by running the model on such an image.
     """
     s = DENSE_EXAMPLE
     model = FCN(in_channels=s["in_channels"], num_classes=s["num_classes"],
                 width=s["channel_width"], depth=s["layers"] - 1)
-    small = (s["height"] // 100, s["width"] // 100)
-    macs, activations = forward_cost(model, small)
+    macs, activations = forward_cost_at(model, (s["height"], s["width"]))
     return {**s, "dense_count": dense_parameter_count(**s), "parameters": count_parameters(model),
-            "macs": macs * 100 * 100, "activation_bytes": activations * 100 * 100}
+            "macs": macs, "activation_bytes": activations}
 
 
 def row(name: str, model, macs: int, activations: int, field: tuple) -> dict:
@@ -118,9 +117,9 @@ def report(size=(128, 128), in_channels: int = 3, num_classes: int = 4, **option
     window_macs, window_bytes = window_cost(naive)
     rows = [
         row("naive", naive, h * w * window_macs, h * w * window_bytes, receptive_field(thin_naive)),
-        row("naive as FCN", as_fcn, *forward_cost(as_fcn, size), receptive_field(thin_naive.to_fcn())),
-        row("FCN", fcn, *forward_cost(fcn, size), receptive_field(thin_fcn)),
-        row("U-Net", unet, *forward_cost(unet, size), receptive_field(thin_unet)),
+        row("naive as FCN", as_fcn, *forward_cost_at(as_fcn, size), receptive_field(thin_naive.to_fcn())),
+        row("FCN", fcn, *forward_cost_at(fcn, size), receptive_field(thin_fcn)),
+        row("U-Net", unet, *forward_cost_at(unet, size), receptive_field(thin_unet)),
     ]
     s = settings
     unet_settings = f"base {s['base_channels']}, depth {s['depth']}, {s['down']}"
@@ -181,6 +180,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Print the report for parsed `args`; returns the exit status."""
+    if min(args.size) < 1:
+        raise ValueError(f"--size must be positive, got {args.size[0]} {args.size[1]}")
     result = report(size=tuple(args.size), in_channels=args.in_channels, num_classes=args.classes,
                     **model_settings(args))
     print(format_report(result))

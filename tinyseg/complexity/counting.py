@@ -19,6 +19,8 @@ with a message saying where to add it.
 
 from __future__ import annotations
 
+import math
+
 from tinyseg import autograd
 from tinyseg.tensor import Tensor
 
@@ -27,6 +29,7 @@ NO_MACS = frozenset({
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "sum",    # tensor.py
     "reshape", "transpose", "getitem", "cat", "to", "astype",
     "max_pool2d", "batch_norm", "pad", "softmax", "log_softmax",             # functional/
+    "pad_to_multiple", "crop_like",
     "cross_entropy", "dice_loss",
 })
 
@@ -38,20 +41,25 @@ def count_parameters(model) -> int:
 
 def multiply_accumulates(node: Tensor) -> int:
     """MACs of the one operation that made `node`; ValueError for an operation not listed."""
-    if node.op == "conv2d":                       # parents: x, weight (O, C, kh, kw)[, bias]
-        c, kh, kw = node.parents[1].shape[1:]
-        return node.size * c * kh * kw
-    if node.op == "conv_transpose2d":             # parents: x, weight (C_in, C_out, kh, kw)[, bias]
-        x, weight = node.parents[:2]
-        c_out, kh, kw = weight.shape[1:]
-        return x.size * c_out * kh * kw
-    if node.op == "linear":                       # parents: x (B, in), weight (out, in)[, bias]
-        return node.size * node.parents[1].shape[1]
-    if node.op == "matmul":                       # (..., n, k) @ (..., k, m) -> (..., n, m)
-        return node.size * node.parents[0].shape[-1]
-    if node.op in NO_MACS:
+    return macs_of(node.op, node.shape, [parent.shape for parent in node.parents])
+
+
+def macs_of(op: str, shape: tuple, input_shapes: list) -> int:
+    """MACs of operation `op` whose result has `shape`, from its inputs' shapes alone."""
+    size = math.prod(shape)
+    if op == "conv2d":                            # inputs: x, weight (O, C, kh, kw)[, bias]
+        c, kh, kw = input_shapes[1][1:]
+        return size * c * kh * kw
+    if op == "conv_transpose2d":                  # inputs: x, weight (C_in, C_out, kh, kw)[, bias]
+        c_out, kh, kw = input_shapes[1][1:]
+        return math.prod(input_shapes[0]) * c_out * kh * kw
+    if op == "linear":                            # inputs: x (B, in), weight (out, in)[, bias]
+        return size * input_shapes[1][1]
+    if op == "matmul":                            # (..., n, k) @ (..., k, m) -> (..., n, m)
+        return size * input_shapes[0][-1]
+    if op in NO_MACS:
         return 0
-    raise ValueError(f"complexity: operation {node.op!r} (result shape {node.shape}) is not known "
+    raise ValueError(f"complexity: operation {op!r} (result shape {shape}) is not known "
                      f"to the MAC count; add it to MAC_OPS (with its count) or to NO_MACS in "
                      f"tinyseg/complexity/counting.py")
 
