@@ -104,9 +104,12 @@ def command_train(args) -> int:
 
 def command_eval(args) -> int:
     """Score a checkpoint: on its own validation split, or on every image of --data FOLDER."""
-    from tinyseg.metrics import format_table
+    from tinyseg.metrics import format_confusion, format_table
     from tinyseg.evaluate import evaluate
     from tinyseg.predictor import Predictor
+    from tinyseg.visualize import save_confusion_matrix
+    if args.out is not None and (not args.out.lower().endswith(".png") or os.path.isdir(args.out)):
+        raise ValueError(f"--out names the confusion-matrix picture, a .png file; got {args.out!r}")
     predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device)
     dataset = eval_dataset(args.data, meta)
     if dataset.num_classes != predictor.num_classes:
@@ -116,7 +119,11 @@ def command_eval(args) -> int:
         raise ValueError(f"no mask of --data labels any pixel (all are 255, ignore): nothing to score")
     metrics = evaluate(predictor, dataset, show_progress=True)
     print(f"{len(dataset)} images")
-    print(format_table(metrics, meta.get("class_names") or dataset.class_names))
+    class_names = meta.get("class_names") or dataset.class_names
+    print(format_table(metrics, class_names))
+    print("\n" + format_confusion(metrics["confusion"], class_names))
+    if args.out is not None and save_confusion_matrix(args.out, metrics["confusion"], class_names):
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -135,14 +142,14 @@ def eval_dataset(data, meta: dict):
 
 
 def command_predict(args) -> int:
-    """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png for each."""
+    """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png (and STEM_probs.npy)."""
     from tinyseg.predict import predict_files
     from tinyseg.predictor import Predictor
     if args.tile_size < 1:
         raise ValueError(f"--tile-size must be >= 1, got {args.tile_size}")
     predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device, args.tile_size)
-    for image, mask, overlay in predict_files(predictor, args.inputs, args.out):
-        print(f"{image} -> {mask}, {overlay}")
+    for image, *files in predict_files(predictor, args.inputs, args.out, probs=args.probs, tta=args.tta):
+        print(f"{image} -> {', '.join(files)}")
     return 0
 
 
@@ -157,11 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
                             help="a folder: score every image in it (with the checkpoint's "
                             "classes); default: the validation split it was trained with")
     evaluation.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    evaluation.add_argument("--out", default=None, metavar="FILE.png",
+                            help="also draw the confusion matrix (pixel counts and row-normalised) "
+                            "into this PNG (needs matplotlib)")
     predict = commands.add_parser("predict", help="write masks and overlays for images")
     predict.add_argument("--checkpoint", required=True)
     predict.add_argument("inputs", nargs="+", help="image files (PNG/JPEG/TIFF, any size)")
     predict.add_argument("--out", default="predictions")
     predict.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    predict.add_argument("--probs", action="store_true",
+                         help="also write STEM_probs.npy: the class probabilities, float16 (K, H, W)")
+    predict.add_argument("--tta", choices=["none", "flip"], default="none",
+                         help="flip: average the probabilities of the image and its 3 flips "
+                         "(test-time augmentation, 4 passes)")
     from tinyseg.tiling import TILE_SIZE
     predict.add_argument("--tile-size", type=int, default=TILE_SIZE,
                          help="larger images run in tiles of this many pixels a side, plus margins "
@@ -178,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tinyseg.data import augment as augment_command
     augment_command.add_arguments(commands.add_parser(
         "augment", help="picture a few training images and masks after augmentation"))
+    from tinyseg.inspection import command as inspect_command
+    inspect_command.add_arguments(commands.add_parser(
+        "inspect", help="see inside a trained model on one image: feature maps, what a pixel "
+        "looked at, uncertainty"))
     return parser
 
 
@@ -189,36 +208,49 @@ INTERRUPTED = {                # what a Ctrl-C leaves, per command: every file w
 
 
 def main(argv=None) -> int:
+    """Run one command; every way it can end is one line on stderr and an exit status.
+
+    0 done; 1 an error in what was asked (a file, an option: the line names it);
+    2 a bug in tinyseg (TINYSEG_DEBUG=1 shows its traceback); 130 interrupted (Ctrl-C).
+    """
     for stream in (sys.stdout, sys.stderr):      # a file name that is not UTF-8 prints as \x.. escapes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv or ["train"])      # no command at all: train the default
-    from tinyseg import complexity, graph, tour
-    from tinyseg.data import augment as augment_command
-    from tinyseg.interop import export
-    handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
-                "tour": tour.run, "complexity": complexity.run,
-                "graph": graph.run, "augment": augment_command.run, "export": export.run}
+    command = (argv or ["train"])[0]
     try:
-        return handlers[args.command](args)
+        args = build_parser().parse_args(argv or ["train"])      # no command at all: train the default
+        command = args.command
+        return run_command(args)
     except (CheckpointError, TrainingError, ValueError, RuntimeError, OSError, ImportError) as error:
-        print(f"tinyseg {args.command}: error: {error}", file=sys.stderr)   # DataError: many lines
+        print(f"tinyseg {command}: error: {error}", file=sys.stderr)   # DataError: many lines
         return 1
     except KeyboardInterrupt:
-        print("\n" + INTERRUPTED.get(args.command, "interrupted"), file=sys.stderr)
+        print("\n" + INTERRUPTED.get(command, "interrupted"), file=sys.stderr)
         return 130
     except MemoryError:
-        print(f"tinyseg {args.command}: error: out of memory; use smaller inputs or settings "
+        print(f"tinyseg {command}: error: out of memory; use smaller inputs or settings "
               f"(--batch-size, --crop, --scale, --tile-size, --size)", file=sys.stderr)
         return 1
     except Exception as error:                  # a bug in tinyseg itself, not in what was asked
         if os.environ.get("TINYSEG_DEBUG"):
             raise
-        print(f"tinyseg {args.command}: internal error, a bug in tinyseg (please report it; "
+        print(f"tinyseg {command}: internal error, a bug in tinyseg (please report it; "
               f"TINYSEG_DEBUG=1 shows the traceback): {type(error).__name__}: {error}", file=sys.stderr)
         return 2
+
+
+def run_command(args) -> int:
+    """Hand the parsed arguments to the command's function."""
+    from tinyseg import complexity, graph, tour
+    from tinyseg.data import augment as augment_command
+    from tinyseg.interop import export
+    from tinyseg.inspection import command as inspect_command
+    handlers = {"train": command_train, "eval": command_eval, "predict": command_predict,
+                "tour": tour.run, "complexity": complexity.run,
+                "graph": graph.run, "augment": augment_command.run, "export": export.run,
+                "inspect": inspect_command.run}
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":
