@@ -12,8 +12,8 @@ For naive (SlidingWindow), FCN and U-Net at 32, 64, 128 and 256 pixels square:
                 naive model batch 1, see NAIVE_TRAIN_BATCH, and up to 128 pixels
                 unless --naive-256): ms per step
 
-each run by tinyseg (NumPy) and by its PyTorch twin (torch_models.py: the same
-layers and weights) on the CPU, and by both again on the GPU (CuPy, CUDA)
+each run by tinyseg (NumPy) and by its PyTorch twin (tinyseg.interop.to_torch: the
+same layers and weights) on the CPU, and by both again on the GPU (CuPy, CUDA)
 when one is usable. Ratios are tinyseg / PyTorch on one device (lower is
 better, 1 = as fast) and CPU / GPU for one framework (the GPU's speed-up).
 
@@ -65,7 +65,7 @@ from common import (gpu_stamp, growth_exponent, library_versions, lookup,  # noq
 from report import markdown  # noqa: E402
 
 if torch is not None:
-    import torch_models  # noqa: E402
+    from tinyseg.interop import to_torch  # noqa: E402
 
 CONFIGS = {
     "naive": dict(name="naive", in_channels=3, num_classes=4, window=15, width=16),
@@ -150,7 +150,7 @@ def tinyseg_step(config: dict, mode: str, images, labels, device: str, optimizer
 
 def torch_step(config: dict, mode: str, images, labels, device: str, optimizer: str = "adam"):
     """(model, run) for the PyTorch twin, holding the same initial weights as tinyseg's model."""
-    model = torch_models.twin(build_model(config), device)
+    model = to_torch(build_model(config)).to(device)
     x = torch.from_numpy(images).to(device)
     if mode == "inference":
         model.eval()

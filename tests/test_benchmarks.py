@@ -1,9 +1,10 @@
 """The benchmark suite (benchmarks/): it runs, it writes its files, and it compares like with like.
 
 A comparison with PyTorch is only fair if PyTorch runs the same network, so
-the twins in benchmarks/torch_models.py must have the same parameters, and,
-loaded with tinyseg's weights, compute the same logits and the same gradients.
-The PyTorch tests skip where torch is not installed.
+the twins the benchmarks time (tinyseg.interop.to_torch) must have the same
+parameters and, loaded with tinyseg's weights, compute the same gradients
+(tests/test_interop_torch.py checks their logits). The PyTorch tests skip
+where torch is not installed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 import tinyseg
 from tinyseg import functional as F
+from tinyseg.complexity import count_parameters
 from tinyseg.models import build_model
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -135,42 +137,26 @@ def test_naive_training_above_128_is_skipped_by_default_and_reported(monkeypatch
 # ----------------------------------------------------------- the PyTorch twins
 
 @pytest.fixture(scope="module")
-def torch_models():
+def to_torch():
     pytest.importorskip("torch")
-    import torch_models
-    return torch_models
+    from tinyseg.interop import to_torch
+    return to_torch
 
 
 @pytest.mark.parametrize("name", ["naive", "fcn", "unet"])
-def test_twin_of_the_benchmarked_model_has_the_same_parameter_count(torch_models, name):
+def test_twin_of_the_benchmarked_model_has_the_same_parameter_count(to_torch, name):
     model = build_model(bench_models.CONFIGS[name])
-    twin = torch_models.twin(model)
-    assert torch_models.count_parameters(twin) == torch_models.count_parameters(model)
+    twin = to_torch(model)
+    assert sum(p.numel() for p in twin.parameters()) == count_parameters(model)
     assert [tuple(p.shape) for p in twin.parameters()] == [p.shape for p in model.parameters()]
 
 
-@pytest.mark.parametrize("name", ["naive", "fcn", "unet"])
-def test_twin_computes_the_same_logits(torch_models, name):
-    """twin(model)(x) == model(x); 13x11 is not a multiple of the U-Net's 4, so its padding runs too."""
-    import torch
-    model = build_model(SMALL[name])
-    model.chunk_size = 37                                  # several chunks of windows, one ragged
-    twin = torch_models.twin(model)
-    x = np.random.default_rng(0).standard_normal((2, 3, 13, 11)).astype(np.float32)
-    with tinyseg.no_grad():
-        ours = model(tinyseg.Tensor(x)).numpy()
-    with torch.no_grad():
-        theirs = twin(torch.from_numpy(x)).numpy()
-    assert ours.shape == theirs.shape == (2, 4, 13, 11)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max())
-
-
 @pytest.mark.parametrize("name", ["fcn", "unet"])
-def test_twin_computes_the_same_gradients(torch_models, name):
+def test_twin_computes_the_same_gradients(to_torch, name):
     """The training step times the same work: d cross_entropy / d weights agree, name by name."""
     import torch
     model = build_model(SMALL[name])
-    twin = torch_models.twin(model)
+    twin = to_torch(model)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     y = rng.integers(0, 4, (2, 8, 8))
@@ -183,13 +169,6 @@ def test_twin_computes_the_same_gradients(torch_models, name):
     for n, p in model.named_parameters():
         scale = np.abs(their_grads[n]).max()
         np.testing.assert_allclose(p.grad, their_grads[n], rtol=1e-3, atol=1e-4 * scale, err_msg=n)
-
-
-def test_copy_weights_refuses_a_different_architecture(torch_models):
-    model = build_model(SMALL["fcn"])
-    narrower = torch_models.TorchFCN(in_channels=3, num_classes=4, width=4, depth=3)
-    with pytest.raises(ValueError, match="different shapes"):
-        torch_models.copy_weights(model, narrower)
 
 
 def test_bench_ops_quick_measures_every_kind_against_pytorch(capsys):

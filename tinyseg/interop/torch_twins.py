@@ -1,7 +1,6 @@
 """PyTorch twins of tinyseg's three models: the same layers, the same names, the same weights.
 
-A benchmark against PyTorch is only fair if PyTorch runs the same network.
-Each class here mirrors one tinyseg model layer for layer, and names its
+Each class here mirrors one tinyseg model layer for layer and names its
 submodules the same way, so the two state_dicts have the same keys and shapes:
 
     tinyseg                                PyTorch twin
@@ -9,17 +8,24 @@ submodules the same way, so the two state_dicts have the same keys and shapes:
     FCN            head.weight             TorchFCN            head.weight
     UNet           encoder.0.0.weight      TorchUNet           encoder.0.0.weight
 
-`twin(model)` builds the twin of a tinyseg model from its config and copies
-its weights across by name, so both compute the same logits (to float
-rounding): the test in tests/test_benchmarks.py checks that.
+(PyTorch's BatchNorm2d keeps one more buffer, num_batches_tracked, that
+tinyseg does not; see torch_weights.py.)
 
-This file imports torch; bench_models.py imports it only when torch is installed.
+    module = build_torch_model(model.config)   # the twin of a tinyseg model, fresh weights
+    module.load_state_dict(torch.load("model.pt")["state_dict"])
+
+This file needs only PyTorch, not the rest of tinyseg: copy it next to a
+deployment and it builds the module a `tinyseg export --format torch` file
+loads into. torch_weights.py copies the weights across (to_torch,
+from_torch); the benchmarks use the twins to time PyTorch on the same network.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+try:
+    import torch
+except ImportError as error:                                     # torch is an optional extra
+    raise ImportError("the PyTorch twins need PyTorch: pip install 'tinyseg[torch]'") from error
 from torch import nn
 from torch.nn import functional as tF
 
@@ -130,41 +136,25 @@ class TorchUNet(nn.Module):
 TWINS = {"naive": TorchSlidingWindow, "fcn": TorchFCN, "unet": TorchUNet}
 
 
-def count_parameters(model) -> int:
-    """Number of trainable numbers in a tinyseg or a PyTorch model."""
-    return sum(int(np.prod(p.shape)) for p in model.parameters())
+def build_torch_model(config: dict) -> nn.Module:
+    """The twin of the tinyseg model that `config` describes (a model's .config), in its dtype.
 
-
-def copy_weights(tinyseg_model, torch_model) -> None:
-    """Copy every tinyseg parameter and buffer into the twin's tensor of the same name.
-
-    Raises ValueError naming the keys that do not line up: that would mean the
-    twin is not the same architecture. (PyTorch's BatchNorm2d has one extra
-    buffer, num_batches_tracked, that tinyseg does not keep; it is left alone.)
+    config: {"name": "naive" | "fcn" | "unet", the constructor's arguments,
+    "seed": ..., "dtype": "float32" | "float64"}, as saved in a checkpoint
+    and in a `tinyseg export --format torch` file. The seed is not used (load
+    the weights); the module keeps the config as `.config`.
     """
-    ours = tinyseg_model.state_dict()                            # name -> NumPy array
-    theirs = {name: tensor for name, tensor in torch_model.state_dict().items()
-              if not name.endswith("num_batches_tracked")}
-    missing = sorted(set(theirs) - set(ours))
-    unexpected = sorted(set(ours) - set(theirs))
-    wrong = [f"{name}: {ours[name].shape} vs {tuple(theirs[name].shape)}" for name in ours
-             if name in theirs and tuple(ours[name].shape) != tuple(theirs[name].shape)]
-    if missing or unexpected or wrong:
-        raise ValueError(f"copy_weights: the twin does not match; only in PyTorch {missing}, "
-                         f"only in tinyseg {unexpected}, different shapes {wrong}")
-    with torch.no_grad():
-        for name, tensor in theirs.items():
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(ours[name])))
-
-
-def twin(tinyseg_model, device: str = "cpu"):
-    """The PyTorch twin of a tinyseg model (built from its config), holding the same weights."""
-    config = dict(tinyseg_model.config)
-    name = config.pop("name")
-    config.pop("seed")                                           # the weights are copied instead
-    dtype = getattr(torch, config.pop("dtype"))                  # "float32" -> torch.float32
-    model = TWINS[name](**config).to(dtype)
-    if hasattr(tinyseg_model, "chunk_size"):                     # the same chunks of windows
-        model.chunk_size = tinyseg_model.chunk_size
-    copy_weights(tinyseg_model, model)
-    return model.to(device)
+    arguments = dict(config)
+    name = arguments.pop("name", None)
+    if name not in TWINS:
+        raise ValueError(f"build_torch_model: config 'name' must be one of {sorted(TWINS)}, "
+                         f"got {name!r}")
+    arguments.pop("seed", None)                                  # weights are loaded, not drawn
+    dtype = getattr(torch, arguments.pop("dtype", "float32"))    # "float32" -> torch.float32
+    try:
+        module = TWINS[name](**arguments)
+    except TypeError as error:
+        raise ValueError(f"build_torch_model: bad arguments for {name!r} in config {config!r}: "
+                         f"{error}") from None
+    module.config = dict(config)
+    return module.to(dtype)
