@@ -12,7 +12,15 @@ from hypothesis element by element: a weight filled with one repeated value
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import os
+import shutil
+import struct
+import tempfile
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from hypothesis import strategies as st
@@ -318,3 +326,245 @@ def cross_entropy_cases(draw, spatial: bool | None = None, some_valid: bool = Tr
     weight = rng.uniform(0.2, 2.0, size=classes) if weighted else None
     return CrossEntropyCase(logits=logits, target=target, weight=weight,
                             ignore_index=ignore_index, reduction=draw(st.sampled_from(reductions)))
+
+
+# ----------------------------------------------------------------- image files (the user path)
+# Picture files of every bit depth and channel layout PNG, JPEG and TIFF allow, each written by a
+# reference writer (tifffile; Pillow for JPEG; a hand-written PNG writer below for every PNG kind)
+# and its pixel values read back by a reference reader (tifffile; Pillow where it is exact; pypng
+# for 16-bit colour PNG), scaled as the table in tinyseg/data/images.py says. A file no installed
+# reader gives exactly is expected to be REFUSED. Pillow, tifffile and pypng are imported only here.
+REFUSED = "refused"
+PNG_KINDS = {"grey": (0, (1, 2, 4, 8, 16)), "colour": (2, (8, 16)), "palette": (3, (1, 2, 4, 8)),
+             "grey+alpha": (4, (8, 16)), "RGBA": (6, (8, 16))}       # layout: (colour type, bit depths)
+PNG_SAMPLES = {"grey": 1, "colour": 3, "palette": 1, "grey+alpha": 2, "RGBA": 4}
+TIFF_DTYPES = ("bool", "uint8", "uint16", "int8", "int16", "int32", "uint32",
+               "float16", "float32", "float64")
+# layout: (Photometric, samples a pixel, extra samples); the last two are refused (not 1 or 3 channels)
+TIFF_LAYOUTS = {"grey": ("minisblack", 1, ()), "grey+alpha": ("minisblack", 2, ("unassalpha",)),
+                "colour": ("rgb", 3, ()), "RGBA": ("rgb", 4, ("unassalpha",)),
+                "min-is-white": ("miniswhite", 1, ()), "palette": ("palette", 1, ()),
+                "3 grey": ("minisblack", 3, ("unspecified",) * 2),
+                "5 colour": ("rgb", 5, ("unspecified",) * 2)}
+SPECIALS = ("", "nan", "huge", "two pages")      # NaN, beyond float32 / 2**24, a multi-page TIFF
+
+
+@dataclass(frozen=True)
+class ImageFileSpec:
+    """What one drawn picture file is: format, layout, sample type, size, values (seed), EXIF turn."""
+
+    format: str              # "PNG", "JPEG" or "TIFF"
+    layout: str              # a key of PNG_KINDS or TIFF_LAYOUTS, or "grey"/"colour"/"CMYK" for JPEG
+    dtype: str               # numpy dtype of the samples ("uint8" ... "float64"; "bool" for 1-bit TIFF)
+    bits: int                # bits a sample (PNG 1..16)
+    height: int
+    width: int
+    seed: int
+    orientation: int = 1     # the EXIF/TIFF Orientation tag, 1..8
+    planar: bool = False     # TIFF: samples stored plane by plane (S, H, W)
+    special: str = ""        # one of SPECIALS
+
+    @property
+    def suffix(self) -> str:
+        return {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif"}[self.format]
+
+
+@st.composite
+def image_file_specs(draw, max_side: int = 16, formats=("PNG", "JPEG", "TIFF")) -> ImageFileSpec:
+    """An ImageFileSpec: any layout and depth of PNG, JPEG or TIFF, 1x1 to max_side x max_side."""
+    form = draw(st.sampled_from(formats))
+    height, width = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    seed, orientation = draw(seeds), draw(st.integers(1, 8))
+    if form == "PNG":
+        layout = draw(st.sampled_from(sorted(PNG_KINDS)))
+        bits = draw(st.sampled_from(PNG_KINDS[layout][1]))
+        return ImageFileSpec("PNG", layout, "uint16" if bits == 16 else "uint8", bits, height, width,
+                             seed, orientation)
+    if form == "JPEG":
+        layout = draw(st.sampled_from(["grey", "colour", "CMYK"]))
+        return ImageFileSpec("JPEG", layout, "uint8", 8, height, width, seed, orientation)
+    layout = draw(st.sampled_from(sorted(TIFF_LAYOUTS)))
+    dtypes = {"palette": ("uint8", "uint16"), "min-is-white": ("bool", "uint8", "uint16")}
+    if TIFF_LAYOUTS[layout][1] > 1:          # 1-bit samples come alone (tifffile cannot read back
+        dtypes[layout] = TIFF_DTYPES[1:]     # its own planar 1-bit RGB whose width is not a multiple of 8)
+    dtype = draw(st.sampled_from(dtypes.get(layout, TIFF_DTYPES)))
+    special = draw(st.sampled_from(SPECIALS))
+    if (special == "nan" and "float" not in dtype) or (special == "huge" and dtype not in
+                                                       ("int32", "uint32", "float64")):
+        special = ""
+    planar = TIFF_LAYOUTS[layout][1] > 1 and draw(st.booleans())
+    return ImageFileSpec("TIFF", layout, dtype, 1 if dtype == "bool" else np.dtype(dtype).itemsize * 8,
+                         height, width, seed, orientation, planar, special)
+
+
+@st.composite
+def image_files(draw, folder=None, max_side: int = 16, formats=("PNG", "JPEG", "TIFF")):
+    """(path, expected): a picture file written into `folder` (default: one temporary folder) and
+    what read_image must give, float32 (C, H, W), or REFUSED."""
+    spec = draw(image_file_specs(max_side, formats))
+    folder = Path(folder) if folder is not None else image_folder()
+    path = folder / f"{next(FILE_NUMBERS):05d}{spec.suffix}"
+    return path, write_image_file(spec, path)
+
+
+def image_folder() -> Path:
+    """The temporary folder image_files writes into when given none (one per test process)."""
+    if not IMAGE_FOLDER:
+        IMAGE_FOLDER.append(Path(tempfile.mkdtemp(prefix="tinyseg-image-files-")))
+        atexit.register(shutil.rmtree, IMAGE_FOLDER[0], ignore_errors=True)
+    return IMAGE_FOLDER[0]
+
+
+IMAGE_FOLDER: list = []
+FILE_NUMBERS = itertools.count()
+
+
+def file_stems():
+    """File names without suffix that have tripped readers: spaces, non-ASCII, invalid UTF-8 bytes."""
+    awkward = st.sampled_from(["a b", "été", "日本", "x.y", "-dash", os.fsdecode(b"bad\xff")])
+    return st.tuples(awkward, st.integers(0, 999)).map(lambda pair: f"{pair[0]}{pair[1]}")
+
+
+def write_image_file(spec: ImageFileSpec, path) -> np.ndarray | str:
+    """Write the file `spec` describes at `path`; return what read_image must give, or REFUSED."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    if spec.format == "PNG":
+        return write_png_case(spec, path, rng)
+    if spec.format == "JPEG":
+        return write_jpeg_case(spec, path, rng)
+    return write_tiff_case(spec, path, rng)
+
+
+def sample_values(rng, dtype: str, shape, levels: int | None = None) -> np.ndarray:
+    """Random samples of a dtype: the whole range, or (half the time for 16 bits) a dim 800..1000."""
+    if dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.startswith("float"):
+        return (rng.standard_normal(shape) * 100).astype(dtype)
+    info = np.iinfo(dtype)
+    low, high = max(info.min, -2 ** 24), min(info.max, 2 ** 24) if levels is None else levels
+    if dtype == "uint16" and rng.random() < 0.5:
+        low, high = 800, 1000                     # a dim microscope image: Pillow's 8 bits are all 3
+    return rng.integers(low, high + 1, shape).astype(dtype)
+
+
+def viewer_turn(array: np.ndarray, orientation: int) -> np.ndarray:
+    """`array` (H, W, ...) turned as Pillow's ImageOps.exif_transpose turns a picture with this tag.
+
+    Pillow turns a picture of pixel numbers (mode "I"); the numbers then move the samples alike.
+    """
+    from PIL import Image
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)              # as in ImageOps.exif_transpose
+    if method is None:
+        return array
+    height, width = array.shape[:2]
+    numbers = Image.fromarray(np.arange(height * width, dtype=np.int32).reshape(height, width))
+    moved = np.asarray(numbers.transpose(method))
+    return array.reshape(height * width, *array.shape[2:])[moved]
+
+
+def as_expected(values: np.ndarray, levels: int | None, orientation: int = 1) -> np.ndarray:
+    """float32 (C, H, W) of reference samples (H, W, C): value / levels in float64, then turned."""
+    values = values.astype(np.float64) / levels if levels else values.astype(np.float64)
+    return np.ascontiguousarray(viewer_turn(values, orientation).astype(np.float32).transpose(2, 0, 1))
+
+
+# ---- PNG: written by hand, so that every colour type and bit depth is reachable
+def png_bytes(samples: np.ndarray, bits: int, colour_type: int, palette=None, orientation: int = 1) -> bytes:
+    """A PNG file: signature, IHDR, PLTE (palette), eXIf (orientation), one IDAT of unfiltered rows, IEND."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = samples.shape
+    if bits < 8:                                           # several samples a byte, leftmost highest
+        per_byte = 8 // bits
+        padded = np.zeros((height, -(-width // per_byte) * per_byte), np.uint8)
+        padded[:, :width] = samples[..., 0]
+        groups = padded.reshape(height, -1, per_byte)
+        rows = sum(groups[..., i] << (8 - bits * (i + 1)) for i in range(per_byte)).astype(np.uint8)
+    else:
+        rows = samples.astype(">u2" if bits == 16 else np.uint8).reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits,
+                                                                colour_type, 0, 0, 0))]
+    if palette is not None:
+        parts.append(chunk(b"PLTE", palette.astype(np.uint8).tobytes()))
+    if orientation != 1:                   # EXIF: a big-endian TIFF header and one IFD entry, tag 274
+        exif = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 274, 3, 1, orientation, 0)
+        parts.append(chunk(b"eXIf", exif + struct.pack(">I", 0)))
+    return b"".join(parts + [chunk(b"IDAT", zlib.compress(raw)), chunk(b"IEND", b"")])
+
+
+def write_png_case(spec: ImageFileSpec, path: Path, rng) -> np.ndarray | str:
+    colour_type = PNG_KINDS[spec.layout][0]
+    levels = 2 ** spec.bits - 1
+    samples = sample_values(rng, spec.dtype, (spec.height, spec.width, PNG_SAMPLES[spec.layout]), levels)
+    palette = rng.integers(0, 256, (levels + 1, 3)) if spec.layout == "palette" else None
+    path.write_bytes(png_bytes(samples, spec.bits, colour_type, palette, spec.orientation))
+    if spec.bits == 16 and colour_type != 0:              # Pillow would give 8 bits: pypng reads it
+        try:
+            import png
+        except ImportError:
+            return REFUSED
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        stored = np.array([np.asarray(row) for row in rows]).reshape(height, width, -1)
+        return as_expected(stored[..., :3 if colour_type in (2, 6) else 1], 65535, spec.orientation)
+    from PIL import Image
+    with Image.open(path) as picture:                     # Pillow, exact for the other PNGs
+        if spec.bits == 16:
+            return as_expected(np.asarray(picture)[..., None], 65535, spec.orientation)
+        grey = spec.layout in ("grey", "grey+alpha")
+        viewed = np.asarray(picture.convert("L" if grey else "RGB"))
+        return as_expected(viewed.reshape(spec.height, spec.width, -1), 255, spec.orientation)
+
+
+def write_jpeg_case(spec: ImageFileSpec, path: Path, rng) -> np.ndarray:
+    from PIL import Image
+    channels = {"grey": 1, "colour": 3, "CMYK": 4}[spec.layout]
+    samples = sample_values(rng, "uint8", (spec.height, spec.width, channels))
+    mode = {1: "L", 3: "RGB", 4: "CMYK"}[channels]
+    picture = Image.frombytes(mode, (spec.width, spec.height), samples.tobytes())
+    exif = Image.Exif()
+    exif[0x0112] = spec.orientation
+    picture.save(path, quality=int(rng.integers(50, 96)), exif=exif)
+    with Image.open(path) as decoded:                      # JPEG is lossy: the decoder's values
+        viewed = np.asarray(decoded.convert("L" if channels == 1 else "RGB"))
+    return as_expected(viewed.reshape(spec.height, spec.width, -1), 255, spec.orientation)
+
+
+def write_tiff_case(spec: ImageFileSpec, path: Path, rng) -> np.ndarray | str:
+    import tifffile
+    photometric, count, extras = TIFF_LAYOUTS[spec.layout]
+    shape = (spec.height, spec.width, count) if count > 1 else (spec.height, spec.width)
+    samples = sample_values(rng, spec.dtype, shape)
+    where = (rng.integers(spec.height), rng.integers(spec.width)) + ((0,) if count > 1 else ())
+    if spec.special == "nan":                              # in the first sample: alpha would be dropped
+        samples[where] = np.nan
+    if spec.special == "huge":
+        samples[where] = 2 ** 24 + 1 if spec.dtype != "float64" else 1e39
+    colormap = None
+    if photometric == "palette":
+        colormap = rng.integers(0, 65536, (3, 2 ** spec.bits)).astype(np.uint16)
+    stored = np.moveaxis(samples, -1, 0) if spec.planar else samples     # planar: (S, H, W)
+    options = dict(photometric=photometric, planarconfig="separate" if spec.planar else "contig",
+                   extrasamples=extras or None, colormap=colormap,
+                   extratags=[(274, "H", 1, spec.orientation, True)])
+    tifffile.imwrite(path, stored, **options)
+    if spec.special == "two pages":
+        tifffile.imwrite(path, stored, append=True, **options)
+    if spec.layout in ("3 grey", "5 colour") or spec.special:
+        return REFUSED
+    values = tifffile.imread(path)                       # the scientific reader's values
+    values = np.moveaxis(values, 0, -1) if spec.planar else values
+    values = values.reshape(spec.height, spec.width, -1)
+    if photometric == "palette":
+        return as_expected(colormap.T[values[..., 0]], 65535, spec.orientation)
+    levels = None if "float" in spec.dtype else 1 if spec.dtype == "bool" else min(2 ** spec.bits - 1, 65535)
+    if photometric == "miniswhite":                       # 0 is white: shown turned round
+        values = ~values if spec.dtype == "bool" else levels - values
+    return as_expected(values[..., :3 if photometric == "rgb" else 1], levels, spec.orientation)

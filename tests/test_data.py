@@ -410,7 +410,7 @@ def test_folder_jpeg_mask(tmp_path):
 def test_folder_rgb_mask(tmp_path):
     write_pool(tmp_path)
     write_png(tmp_path / "masks" / "ex2.png", np.zeros((6, 7, 3)))
-    with pytest.raises(ValueError, match=r"ex2\.png: a mask of mode 'RGB'"):
+    with pytest.raises(ValueError, match=r"ex2\.png: a mask of 3 channels"):
         load_folder(tmp_path)
 
 
