@@ -411,3 +411,134 @@ def test_an_empty_list_of_classes_is_refused(tmp_path):
     (tmp_path / "classes.txt").write_text("\n\n")
     with pytest.raises(DataError, match=r"classes\.txt: names no class"):
         load_folder(tmp_path)
+
+
+# ---------------------------------------------------------------- Pascal VOC as it ships
+
+
+def write_voc(root, train_ids, val_ids, missing=()):
+    """A small VOC2012 folder: JPEG photos, palette PNG masks (255 borders), the two id lists."""
+    from tinyseg.data.voc import voc_palette
+    rng = np.random.default_rng(20)
+    for name in train_ids + val_ids:
+        if name not in missing:
+            save(root / "JPEGImages" / f"{name}.jpg", noise(rng, 8, 9))
+            labels = np.zeros((8, 9), np.uint8)
+            labels[2:6, 2:6], labels[1, 1:7] = 15, IGNORE_INDEX                 # a person, a border
+            mask = Image.fromarray(labels, mode="P")
+            mask.putpalette(voc_palette().ravel().tolist())
+            (root / "SegmentationClass").mkdir(parents=True, exist_ok=True)
+            mask.save(root / "SegmentationClass" / f"{name}.png")
+    save(root / "JPEGImages" / "2007_999999.jpg", noise(rng, 8, 9))              # a photo without a mask
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(train_ids) + "\n")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(val_ids) + "\n")
+
+
+def test_the_pascal_voc_layout_is_read_as_it_ships(tmp_path):
+    root = tmp_path / "VOCdevkit" / "VOC2012"
+    write_voc(root, ["2007_000032", "2007_000039"], ["2007_000033"])
+    train, val = load_folder(root)
+    assert (len(train), len(val), train.num_classes, train.in_channels) == (2, 1, 21, 3)
+    assert train.class_names[:3] == ["background", "aeroplane", "bicycle"]
+    assert train.class_names[15] == "person"
+    assert [image.stem for image, _ in val.paths] == ["2007_000033"]
+    assert set(np.unique(train[0][1])) == {0, 15, IGNORE_INDEX}                # the palette's indices
+    every = load_folder(root, split=False)
+    assert len(every) == 3
+    (root / "classes.txt").write_text("bg\n" + "\n".join(f"c{i}" for i in range(1, 16)) + "\n")
+    assert load_folder(root, split=False).class_names[15] == "c15"
+    with pytest.raises(DataError, match=r"VOCdevkit: holds neither .* \(.*VOC2012 below has the Pascal VOC"):
+        load_folder(tmp_path / "VOCdevkit")
+
+
+def test_a_listed_voc_id_without_its_files_is_a_problem(tmp_path):
+    write_voc(tmp_path, ["a", "b"], ["c"], missing=("b",))
+    (tmp_path / "SegmentationClass" / "c.png").unlink()
+    with pytest.raises(DataError) as caught:
+        load_folder(tmp_path)
+    lists = tmp_path / "ImageSets" / "Segmentation"
+    assert caught.value.problems == [
+        (str(lists / "train.txt"), f"line 2 lists 'b', but {tmp_path / 'JPEGImages' / 'b.jpg'} and "
+                                   f"{tmp_path / 'SegmentationClass' / 'b.png'} are missing"),
+        (str(lists / "val.txt"), f"line 1 lists 'c', but {tmp_path / 'SegmentationClass' / 'c.png'} "
+                                 "is missing")]
+    (lists / "val.txt").unlink()
+    with pytest.raises(DataError, match=r"val\.txt: this list of ids is missing"):
+        load_folder(tmp_path)
+
+
+# ---------------------------------------------------------------- what --scale destroys
+
+
+def test_a_scale_that_loses_classes_is_blamed_not_the_masks(tmp_path):
+    rng = np.random.default_rng(21)
+    for i in range(3):
+        save(tmp_path / "images" / f"a{i}.png", noise(rng, 40, 60))
+        mask = np.zeros((40, 60), np.uint8)
+        mask[:12, :12] = 1                                     # 6% of the picture, gone at 1x1
+        save(tmp_path / "masks" / f"a{i}.png", mask)
+    with pytest.raises(DataError) as caught:
+        load_folder(tmp_path, scale=0.001)
+    message = str(caught.value)
+    assert "--scale 0.001 shrinks the masks so far that the class(es) 1 vanish" in message
+    assert "use a larger --scale, e.g. 0.8" in message and "only the class" not in message
+    assert len(load_folder(tmp_path, scale=0.5, split=False)) == 3
+
+
+def test_a_scale_that_leaves_a_few_pixels_is_a_problem(tmp_path):
+    rng = np.random.default_rng(22)
+    for i in range(4):
+        save(tmp_path / "images" / f"a{i}.png", noise(rng, 50, 70))
+        save(tmp_path / "masks" / f"a{i}.png", np.full((50, 70), i % 2, np.uint8))   # whole-mask classes
+    with pytest.raises(DataError, match=r"--scale 0.02 shrinks .*a0\.png to 1x1 pixels \(from 70x50\), "
+                                         r"too small to learn from: use a larger --scale, e.g. 0.64"):
+        load_folder(tmp_path, scale=0.02)
+
+
+# ---------------------------------------------------------------- progress and the time budget
+
+
+def test_the_check_stops_at_the_deadline(tmp_path):
+    import time
+    from tinyseg.data import OutOfTime
+    write_good_pairs(tmp_path, count=3)
+    with pytest.raises(OutOfTime, match=r"^the time budget ran out while checking the data \(0 of 3 "
+                                        r"pairs read\): raise --time-budget$") as caught:
+        load_folder(tmp_path, deadline=time.perf_counter() - 1)
+    assert isinstance(caught.value, ValueError) and (caught.value.done, caught.value.total) == (0, 3)
+    assert len(load_folder(tmp_path, split=False, deadline=time.perf_counter() + 60)) == 3
+
+
+def test_the_check_shows_progress_only_when_asked_and_slow(tmp_path, monkeypatch):
+    import sys
+    import tinyseg.data.scan as scan
+    write_good_pairs(tmp_path, count=3)
+    bars = []
+    monkeypatch.setattr(scan, "progress", lambda items, total, what, enabled, delay:
+                        bars.append((total, what, enabled, delay)) or items)
+    load_folder(tmp_path, split=False, progress=True)
+    load_folder(tmp_path, split=False)
+    assert bars == [(3, "checking the data", True, scan.PROGRESS_DELAY),
+                    (3, "checking the data", False, scan.PROGRESS_DELAY)]
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "tqdm", None)                            # tqdm not installed
+    assert len(load_folder(tmp_path, split=False, progress=True)) == 3
+
+
+# ---------------------------------------------------------------- file names
+
+
+def test_awkward_file_names_are_read_and_named_in_messages(tmp_path):
+    import os
+    rng = np.random.default_rng(23)
+    names = ["with space", "été", "日本", os.fsdecode(b"bad\xff")]
+    for name in names:
+        save(tmp_path / "images" / f"{name}.png", noise(rng))
+        save(tmp_path / "masks" / f"{name}.png", two_class_mask())
+    assert len(load_folder(tmp_path, split=False)) == 4
+    (tmp_path / "images" / f"{names[3]}.png").write_bytes(b"not a picture")
+    with pytest.raises(DataError) as caught:
+        load_folder(tmp_path)
+    assert caught.value.problems[0][0] == str(tmp_path / "images" / f"{names[3]}.png")
+    assert isinstance(str(caught.value), str)

@@ -4,9 +4,12 @@
     FolderDataset         the same from files, read when asked for (load_folder returns these)
     make_shapes           the built-in synthetic data, drawn from a seed (no files)
     shapes_dataset        its "train" and "val" splits
-    load_folder           your own PNG/JPEG/TIFF images and PNG masks from a folder, checked
+    load_folder           your own PNG/JPEG/TIFF images and PNG masks from a folder (or Pascal
+                          VOC as it ships), checked
+    MaskLabels            how mask files become class indices: colour tables, id maps, reduce zero
     DataError             every problem found in a folder, in one error
-    read_image            one image file as float32 (C, H, W), as a viewer shows it
+    OutOfTime             the time budget ran out while checking a folder
+    read_image            one image file as float32 (C, H, W), exactly, as a viewer shows it
     normalize             (x - mean) / std per channel, with the training images' statistics
     DataLoader            shuffled, optionally flipped and cropped batches (B, C, H, W), (B, H, W)
 
@@ -18,10 +21,12 @@ from tinyseg.data.dataset import IGNORE_INDEX, FolderDataset, SegmentationDatase
 from tinyseg.data.folder import load_folder
 from tinyseg.data.images import read_image, read_mask
 from tinyseg.data.loader import DataLoader, collate, crop_pair, flip_pair
+from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.data.normalize import normalize
-from tinyseg.data.problems import DataError
+from tinyseg.data.problems import DataError, OutOfTime
 from tinyseg.data.shapes import SHAPE_KINDS, make_shapes, shapes_dataset
 
-__all__ = ["IGNORE_INDEX", "SegmentationDataset", "FolderDataset", "load_folder", "DataError",
-           "read_image", "read_mask", "normalize", "DataLoader", "collate", "crop_pair", "flip_pair",
+__all__ = ["IGNORE_INDEX", "SegmentationDataset", "FolderDataset", "load_folder", "MaskLabels",
+           "DataError", "OutOfTime", "read_image", "read_mask", "normalize", "DataLoader", "collate",
+           "crop_pair", "flip_pair",
            "SHAPE_KINDS", "make_shapes", "shapes_dataset"]

@@ -115,6 +115,9 @@ class FolderDataset:
     in_channels: 1 or 3; grey images are repeated to 3 channels if it is 3.
     scale: each example is resized by this factor when read (image bilinear,
         mask nearest), as it was in the scan.
+    mask_labels: the MaskLabels that turn each mask file into class indices
+        (mask_labels.py); None reads masks as stored. Kept as `.mask_labels`,
+        so a checkpoint can store it and eval and predict read masks alike.
 
     Only the paths are held: a folder larger than memory trains one batch
     at a time. `ds[i]` reads, scales and returns (image float32 (C, H, W),
@@ -122,13 +125,14 @@ class FolderDataset:
     """
 
     def __init__(self, records: list, class_names: Sequence[str], in_channels: int,
-                 scale: float = 1.0):
+                 scale: float = 1.0, mask_labels=None):
         self.records = list(records)
         self.paths = [(record.image, record.mask) for record in self.records]
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
         self.in_channels = int(in_channels)
         self.scale = float(scale)
+        self.mask_labels = mask_labels
         unlabelled = [record.mask for record in self.records
                       if (record.labels == IGNORE_INDEX).all()]
         self.notes = [f"{len(unlabelled)} mask(s) are all {IGNORE_INDEX} (ignore), e.g. "
@@ -142,7 +146,7 @@ class FolderDataset:
         """(image float32 (C, H, W), mask int64 (H, W)) of pair `index`, read from its files now."""
         record = self.records[index]
         image = resize_image(read_image(record.image), record.size)      # (C, H, W) as scanned
-        mask = resize_mask(read_mask(record.mask), record.size)          # (H, W)
+        mask = resize_mask(read_mask(record.mask, self.mask_labels), record.size)   # (H, W)
         if image.shape[0] != self.in_channels:
             image = np.repeat(image, self.in_channels, axis=0)           # grey -> R, G, B
         return image, mask

@@ -1,6 +1,6 @@
 """Your own data: a folder of images and their masks.
 
-Two layouts are understood. Either one pool, split at random (seeded):
+Three layouts are understood. Either one pool, split at random (seeded):
 
     DIR/images/cat1.jpg   DIR/masks/cat1.png      paired by file stem ("cat1")
     DIR/images/cat2.tif   DIR/masks/cat2.png
@@ -12,9 +12,13 @@ or a split you made yourself:
     DIR/val/images/...    DIR/val/masks/...
     DIR/classes.txt       (optional)
 
-Images: PNG, JPEG or TIFF; 8- or 16-bit, grey or colour, or 32-bit float
-(images.py says how each is read; EXIF orientation is applied). Grey gives
-1 channel, colour 3 (alpha dropped). If a dataset mixes grey and colour
+or Pascal VOC as it ships (voc.py): DIR/JPEGImages/, DIR/SegmentationClass/
+and the split in DIR/ImageSets/Segmentation/train.txt and val.txt.
+
+Images: PNG, JPEG or TIFF, at any bit depth and channel layout those allow,
+read exactly or refused with a message that says why (images.py has the
+table of what each gives; EXIF orientation is applied). Grey gives 1
+channel, colour 3 (alpha dropped). If a dataset mixes grey and colour
 images, every image is read as colour (grey copied into R, G and B).
 
 Masks: single-channel PNG (or TIFF) files whose pixel values ARE the class
@@ -22,16 +26,20 @@ indices, 0 .. C-1, with 255 meaning "unknown, ignore". A palette ("P")
 PNG, as most annotation tools save, is read as its indices, not its
 colours. Masks must not be JPEG: its compression blurs the edges into
 values that are no class at all. An RGB mask (a coloured picture of the
-labels) is refused for the same reason: its colours are not class indices.
+labels) is refused for the same reason, unless `mask_labels` holds its
+colour table (--mask-colors); `mask_labels` also remaps ids (--label-map,
+--reduce-zero-label): see mask_labels.py.
 
-The number of classes C comes from, in this order: the `classes` argument
-(a count or a list of names), DIR/classes.txt, or the largest label found
-in the masks, plus one.
+The class names come from, in this order: the `classes` argument (a count
+or a list of names), the colour table's names, DIR/classes.txt, the
+layout's own (VOC's 21), or the largest label found in the masks, plus one
+("class 0", "class 1", ...).
 
 Before anything trains, one pass reads every file (scan.py) and writes down
 every problem: a file that is no image or is cut short, an image without a
 mask or a mask without an image, a mask of another size than its image, a
-label that is neither < C nor 255, a JPEG or colour mask. Then one
+label that is neither < C nor 255, a JPEG or colour mask, a colour not in
+the table, a class that `scale` shrank out of every mask. Then one
 DataError lists them all. The pass holds one image at a time; the datasets
 it returns read their files again when a batch needs them (FolderDataset).
 """
@@ -46,15 +54,20 @@ import numpy as np
 
 from tinyseg.data.dataset import IGNORE_INDEX, FolderDataset
 from tinyseg.data.images import import_pillow, read_image, read_mask  # noqa: F401  (the readers live in images.py)
+from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.data.problems import DataError
-from tinyseg.data.scan import JPEG_SUFFIXES, check_labels, class_problem, labels_present, scan_pairs
+from tinyseg.data.scan import (JPEG_SUFFIXES, check_labels, class_problem, labels_present, scale_problem,
+                               scan_pairs)
+from tinyseg.data.voc import VOC_CLASSES, is_voc_layout, voc_folder_inside, voc_pairs
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 def load_folder(path, classes: int | Sequence[str] | None = None, val_fraction: float = 0.2,
-                seed: int = 0, scale: float = 1.0, val_count: int | None = None, split: bool = True):
+                seed: int = 0, scale: float = 1.0, val_count: int | None = None, split: bool = True,
+                mask_labels: MaskLabels | None = None, progress: bool = False,
+                deadline: float | None = None):
     """Check a folder of images and masks; return (train, val) FolderDatasets, or one if split=False.
 
     path: DIR, in either layout above.
@@ -68,13 +81,23 @@ def load_folder(path, classes: int | Sequence[str] | None = None, val_fraction: 
     val_count: for the one-pool layout, exactly this many pairs for
         validation (overrides val_fraction).
     split: False returns ONE FolderDataset of every pair (train/ and val/
-        together, or the whole pool), e.g. to score a checkpoint on a folder;
-        with `classes` given, a folder lacking some of them is fine.
+        together, the whole pool, or VOC's train.txt and val.txt ids), e.g. to
+        score a checkpoint on a folder; with `classes` given, a folder lacking
+        some of them is fine.
+    mask_labels: how mask files become class indices (a colour table, a
+        label map, reduce-zero-label: mask_labels.py); None reads them as stored.
+        The datasets keep it as `.mask_labels`.
+    progress: show a progress bar (tqdm, if installed) when the check takes
+        more than a few seconds.
+    deadline: a time.perf_counter() value; the check raises OutOfTime
+        (problems.py) once it is passed.
 
     Raises DataError listing every problem found (problems.py).
     """
     import_pillow()
     root = Path(path)
+    mask_labels = mask_labels if mask_labels is not None else MaskLabels()
+    layout_names = None
     scale = check_scale(scale)
     if not root.is_dir():
         raise DataError(root, [(root, "no such folder")])
@@ -88,27 +111,38 @@ def load_folder(path, classes: int | Sequence[str] | None = None, val_fraction: 
             train_pairs, val_pairs = split_pairs(root, pool, val_fraction, seed, val_count)
         else:
             train_pairs, val_pairs = pool, []
+    elif is_voc_layout(root):
+        train_pairs, val_pairs = voc_pairs(root, split, problems)
+        layout_names = (VOC_CLASSES, "the Pascal VOC layout's 21 classes")
     else:
-        raise DataError(root, [(root, "holds neither images/ and masks/ nor train/ and val/")])
+        inside = voc_folder_inside(root)
+        hint = f" ({inside} below has the Pascal VOC layout: pass that folder)" if inside else ""
+        raise DataError(root, [(root, "holds neither images/ and masks/ nor train/ and val/, nor the "
+                                      f"Pascal VOC layout's JPEGImages/ and SegmentationClass/{hint}")])
 
-    records = scan_pairs(train_pairs + val_pairs, scale, problems)       # the one pass
-    present = labels_present(records)
-    class_names, source = find_class_names(classes, root, present, problems)
+    records = scan_pairs(train_pairs + val_pairs, scale, problems, mask_labels, progress,
+                         deadline)                                       # the one pass
+    table_names = mask_labels.class_names
+    class_names, source = find_class_names(
+        classes, root, labels_present(records, full_size=True), problems,
+        (table_names, f"{mask_labels.colors_file} names {len(table_names)} classes") if table_names else None,
+        layout_names)
     if class_names is not None:
         check_labels(records, len(class_names), source, problems)
     if problems:
         raise DataError(root, problems)
     has_ignore = any((record.labels == IGNORE_INDEX).any() for record in records)
-    trouble = class_problem(present, has_ignore, for_training=split)
+    trouble = (scale_problem(records, scale)
+               or class_problem(labels_present(records), has_ignore, for_training=split))
     if trouble:
         raise DataError(root, [(root, trouble)])
 
     channels = 3 if any(record.channels == 3 for record in records) else 1
     if not split:
-        return FolderDataset(records, class_names, channels, scale)
+        return FolderDataset(records, class_names, channels, scale, mask_labels)
     train_count = len(train_pairs)
-    return (FolderDataset(records[:train_count], class_names, channels, scale),
-            FolderDataset(records[train_count:], class_names, channels, scale))
+    return (FolderDataset(records[:train_count], class_names, channels, scale, mask_labels),
+            FolderDataset(records[train_count:], class_names, channels, scale, mask_labels))
 
 
 def check_scale(scale) -> float:
@@ -196,8 +230,13 @@ def split_pairs(root: Path, pairs: list, val_fraction: float, seed: int,
     return train, val
 
 
-def find_class_names(classes, root: Path, present: set[int], problems: list):
-    """(class names, where their number came from); (None, "") with a problem noted if unknown."""
+def find_class_names(classes, root: Path, present: set[int], problems: list,
+                     table: tuple[list, str] | None = None, layout: tuple[list, str] | None = None):
+    """(class names, where their number came from); (None, "") with a problem noted if unknown.
+
+    In this order: `classes`, the colour table's (names, source) `table`,
+    root/classes.txt, the layout's own (names, source) `layout`, the largest label.
+    """
     if isinstance(classes, str):
         raise ValueError(f"load_folder: classes must be a number or a list of names, "
                          f"got the string {classes!r}")
@@ -210,6 +249,8 @@ def find_class_names(classes, root: Path, present: set[int], problems: list):
         if len(classes) == 0:
             raise ValueError("load_folder: classes is an empty list; name at least one class")
         return [str(name) for name in classes], f"classes lists {len(classes)} names"
+    if table is not None:
+        return list(table[0]), table[1]
     listing = root / "classes.txt"
     if listing.is_file():
         names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
@@ -217,6 +258,8 @@ def find_class_names(classes, root: Path, present: set[int], problems: list):
             problems.append((listing, "names no class; write one class name a line, class 0 first"))
             return None, ""
         return names, f"{listing} lists {len(names)} classes"
+    if layout is not None:
+        return list(layout[0]), layout[1]
     if not present:
         if not problems:
             problems.append((root, f"every mask is all {IGNORE_INDEX} (ignore), so the number of "

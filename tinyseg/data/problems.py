@@ -50,3 +50,16 @@ def describe_problems(where: str, problems: list[tuple[str, str]]) -> str:
 def file_error(path, what: str) -> DataError:
     """A DataError about one file, as the file readers raise it."""
     return DataError(Path(path).parent, [(path, what)])
+
+
+class OutOfTime(ValueError):
+    """The time budget ran out in the middle of a task (load_folder's `deadline`).
+
+    task: what was being done ("checking the data"); done, total: how far it got, in `units`.
+    A ValueError, like DataError, so the command line prints it as one line.
+    """
+
+    def __init__(self, task: str, done: int, total: int, units: str = "items"):
+        self.task, self.done, self.total = task, int(done), int(total)
+        super().__init__(f"the time budget ran out while {task} ({done} of {total} {units} read): "
+                         "raise --time-budget")
