@@ -151,7 +151,7 @@ def half_unlabelled(count=4, size=12, every=2):
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_a_batch_without_a_labelled_pixel_is_skipped(tmp_path, monkeypatch, model, batch_size):
     data = half_unlabelled()
-    monkeypatch.setattr(train_module, "build_datasets", lambda config: (data, data))
+    monkeypatch.setattr(train_module, "build_datasets", lambda config, *options: (data, data))
     from tinyseg.models import sliding_window
     real_sample = sliding_window.sample_windows
 
@@ -169,7 +169,7 @@ def test_a_batch_without_a_labelled_pixel_is_skipped(tmp_path, monkeypatch, mode
 
 def test_masks_without_any_label_are_refused_before_training(tmp_path, capsys, monkeypatch):
     data = half_unlabelled(every=1)
-    monkeypatch.setattr(train_module, "build_datasets", lambda config: (data, data))
+    monkeypatch.setattr(train_module, "build_datasets", lambda config, *options: (data, data))
     assert train(tmp_path / "run") == 1
     assert "no training mask labels any pixel" in error_line(capsys)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 
 from tinyseg.data.augment import POLICIES
 from tinyseg.data.class_weights import parse_class_weights
+from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.models.options import MODEL_DEFAULTS
 from tinyseg.nn.loss import LOSSES
 from tinyseg.optim.lr_scheduler import SCHEDULES
@@ -64,6 +65,9 @@ class TrainConfig:
     augment: str = "flip"             # none | flip | standard (data/augment.py)
     crop: list | None = None          # [H, W]: train on random crops of this size
     scale: float = 1.0                # folders: resize every image and mask by this factor
+    mask_colors: str | None = None    # folders: a name,r,g,b CSV; masks are colour-coded (data/mask_labels.py)
+    label_map: str | None = None      # folders: an id,train_id CSV; unlisted ids become 255
+    reduce_zero_label: bool = False   # folders: 0 becomes 255 and every other label one less (ADE20K)
     check_every: int = 1              # read the loss (a device->host copy) every this many steps
     time_budget: float = 0.0          # seconds of training (0: no limit); stops mid-epoch when spent
     # loss and learning rate
@@ -78,7 +82,7 @@ class TrainConfig:
 FIXED_ON_RESUME = ("model", "data", "seed", "batch_size", "optimizer", "base_channels", "depth",
                    "width", "window", "naive_depth", "down", "batch_norm", "size", "train_count",
                    "val_count", "classes", "crop", "scale", "windows_per_image", "loss", "focal_gamma",
-                   "class_weights")
+                   "class_weights", "mask_colors", "label_map", "reduce_zero_label")
 
 
 def option(name: str) -> str:
@@ -139,6 +143,7 @@ def check_config(config: TrainConfig) -> None:
         check_shapes_config(config)
         return
     check_data_folder(config.data)
+    MaskLabels.from_files(config.mask_colors, config.label_map, config.reduce_zero_label)   # names the option
     if config.train_count is not None:
         raise ValueError("--train-count applies to the built-in shapes data; a folder trains on "
                          f"every training pair it holds (got --train-count {config.train_count})")
@@ -180,6 +185,10 @@ def check_data_folder(path: str) -> None:
 
 def check_shapes_config(config: TrainConfig) -> None:
     """The settings that only fit the built-in data, checked against its image size."""
+    for name in ("mask_colors", "label_map", "reduce_zero_label"):
+        if getattr(config, name):
+            raise ValueError(f"{option(name)} reads the masks of an image folder; the built-in shapes "
+                             f"data has class indices already (got {option(name)} with --data shapes)")
     if config.scale != 1.0:
         raise ValueError(f"--scale applies to image folders; for the built-in shapes set --size "
                          f"(got --scale {config.scale:g})")

@@ -53,6 +53,8 @@ class SegmentationDataset:
     and the loss expect.
     """
 
+    mask_labels = None      # the masks are class indices already (a FolderDataset may decode them)
+
     def __init__(self, images, masks, class_names: Sequence[str], in_channels: int | None = None):
         if len(images) != len(masks):
             raise ValueError(f"SegmentationDataset: {len(images)} images but {len(masks)} masks")
