@@ -568,3 +568,118 @@ def write_tiff_case(spec: ImageFileSpec, path: Path, rng) -> np.ndarray | str:
     if photometric == "miniswhite":                       # 0 is white: shown turned round
         values = ~values if spec.dtype == "bool" else levels - values
     return as_expected(values[..., :3 if photometric == "rgb" else 1], levels, spec.orientation)
+
+
+# ----------------------------------------------------------------- data folders (the user path)
+# A folder of images and masks as a user brings one: any layout, depth and format of picture
+# (image_file_specs), names with spaces, non-ASCII text and invalid UTF-8 bytes, hidden and
+# system files, broken files, masks of every kind tinyseg reads (indices as grey, palette or
+# 16-bit PNG, or TIFF; colour-coded with a colour table; ADE20K's reduce-zero) and of kinds it
+# refuses (another size, JPEG, colour without a table). test_user_path_fuzz.py runs the real
+# commands on it.
+MASK_KINDS = ("grey", "grey", "palette", "16-bit", "tiff", "all ignore")
+FLAWED_MASKS = ("other size", "jpeg")                               # refused
+JUNK = (".DS_Store", "Thumbs.db", "._hidden.jpg", "desktop.ini")     # skipped
+FLAWED_JUNK = ("notes.txt", "broken.png", "cut.jpg")                # refused
+
+
+@dataclass
+class UserFolder:
+    """A data folder written by `user_folders`, and what tinyseg must read from it."""
+    root: Path
+    images: dict             # stem -> (image path, float32 (C, H, W) a reference reader gives, or REFUSED)
+    labels: dict             # stem -> the mask's int64 (H, W) class labels (255: ignore), or REFUSED
+    train: list | None       # the stems in train/ (layout train/ + val/), or None (one pool)
+    options: list            # the folder's options of `tinyseg train` (--mask-colors FILE, ...)
+    classes: int             # how many classes the masks use
+
+
+@st.composite
+def user_folders(draw, root: Path) -> UserFolder:
+    """Write a data folder under `root` (a new, empty folder) and describe it.
+
+    Half the folders are flawed (a mask of another size or in JPEG, a file
+    that is no picture, a picture no reader gives exactly...), which tinyseg
+    must refuse naming the file; the others hold only what it reads.
+    """
+    flawed = draw(st.booleans())
+    count = draw(st.integers(2, 6))
+    split = draw(st.booleans())
+    classes = draw(st.integers(2, 4))
+    coding = draw(st.sampled_from(["indices", "indices", "colours", "reduce zero"]))
+    options = []
+    table = None
+    if coding == "colours":
+        table = np.random.default_rng(draw(seeds)).permutation(256)[:classes * 3].reshape(classes, 3)
+        (root / "classes.csv").parent.mkdir(parents=True, exist_ok=True)
+        (root / "classes.csv").write_text("name,r,g,b\n" + "".join(
+            f"kind {i},{r},{g},{b}\n" for i, (r, g, b) in enumerate(table)))
+        options += ["--mask-colors", str(root / "classes.csv")]
+    if coding == "reduce zero":
+        options.append("--reduce-zero-label")
+    stems = draw(st.lists(file_stems(), min_size=count, max_size=count, unique_by=str.lower))
+    train = sorted(draw(st.sets(st.sampled_from(stems), min_size=1, max_size=count - 1))) if split else None
+    images, labels = {}, {}
+    for stem in stems:
+        part = root if not split else root / ("train" if stem in train else "val")
+        large = draw(st.integers(0, 9)) == 0                        # now and then a few hundred pixels
+        for _ in range(1 if flawed else 10):                        # a sound folder: readable pictures
+            spec = draw(image_file_specs(max_side=200 if large else 20))
+            path = part / "images" / (stem + spec.suffix)
+            expected = write_image_file(spec, path)
+            if isinstance(expected, np.ndarray) or flawed:
+                break
+            path.unlink()                                           # draw another picture
+        shape = expected.shape[1:] if isinstance(expected, np.ndarray) else (spec.height, spec.width)
+        images[stem] = (path, expected)
+        kinds = MASK_KINDS + FLAWED_MASKS if flawed else MASK_KINDS
+        labels[stem] = write_mask(part / "masks", stem, shape, classes, coding, table,
+                                  draw(st.sampled_from(kinds)), draw(seeds))
+    for name in draw(st.sets(st.sampled_from(JUNK + FLAWED_JUNK if flawed else JUNK), max_size=2)):
+        write_junk((root if not split else root / "train") / "images" / name)
+    return UserFolder(root, images, labels, train, options, classes)
+
+
+def write_mask(folder: Path, stem: str, shape: tuple, classes: int, coding: str, table, kind: str,
+               seed: int):
+    """Write the mask of one image; return its class labels as tinyseg must read them, or REFUSED."""
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, shape)
+    labels[rng.random(shape) < 0.1] = 255
+    if kind == "all ignore":
+        labels[:] = 255
+    if kind == "other size":
+        labels = np.zeros((shape[0] + 1, shape[1]), np.int64)
+    if coding == "colours":
+        labels[labels == 255] = 0                                  # a colour table names every pixel
+        Image.fromarray(table[labels].astype(np.uint8)).save(folder / (stem + ".png"))
+        return labels if kind != "other size" else REFUSED
+    stored = labels if coding == "indices" else np.where(labels == 255, 0, labels + 1)   # reduce zero
+    if kind in ("grey", "all ignore", "other size"):
+        Image.fromarray(stored.astype(np.uint8)).save(folder / (stem + ".png"))
+    elif kind == "palette":
+        picture = Image.fromarray(stored.astype(np.uint8)).convert("P")
+        picture.putpalette(rng.integers(0, 256, 768).tolist())
+        picture.save(folder / (stem + ".png"))
+    elif kind == "16-bit":
+        Image.fromarray(stored.astype(np.uint16)).save(folder / (stem + ".png"))
+    elif kind == "tiff":
+        import tifffile
+        tifffile.imwrite(folder / (stem + ".tif"), stored.astype(np.uint8))
+    else:                                                          # a JPEG mask: refused
+        Image.fromarray(stored.astype(np.uint8)).save(folder / (stem + ".jpg"))
+    return REFUSED if kind in ("other size", "jpeg") else labels
+
+
+def write_junk(path: Path) -> None:
+    """A file a real folder holds beside the pictures: hidden, system, text, broken, cut short."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name == "cut.jpg":
+        from PIL import Image
+        buffer = __import__("io").BytesIO()
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(buffer, format="JPEG")
+        path.write_bytes(buffer.getvalue()[:200])
+    else:
+        path.write_bytes(b"not a picture\n")

@@ -60,6 +60,7 @@ from tinyseg.data.scan import (JPEG_SUFFIXES, check_labels, class_problem, label
                                scan_pairs)
 from tinyseg.data.voc import VOC_CLASSES, is_voc_layout, voc_folder_inside, voc_pairs
 
+SYSTEM_FILES = ("thumbs.db", "ehthumbs.db", "desktop.ini")    # Windows' own files in picture folders
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -179,15 +180,16 @@ def find_pairs(folder: Path, problems: list) -> list[tuple[Path, Path]]:
 def files_by_stem(folder: Path, suffixes: tuple, problems: list) -> dict[str, Path]:
     """The files of `folder` with one of `suffixes`, keyed by name without suffix.
 
-    Hidden files (".DS_Store") and sub-folders are skipped; other types and
-    two files of one stem are problems.
+    Hidden files (".DS_Store", macOS's "._photo.jpg"), the files Windows
+    leaves in picture folders (Thumbs.db, desktop.ini) and sub-folders are
+    skipped; other types and two files of one stem are problems.
     """
     if not folder.is_dir():
         problems.append((folder, "this folder is missing"))
         return {}
     found: dict[str, Path] = {}
     for file in sorted(folder.iterdir()):
-        if file.name.startswith(".") or file.is_dir():
+        if file.name.startswith(".") or file.name.lower() in SYSTEM_FILES or file.is_dir():
             continue
         if file.suffix.lower() not in suffixes:
             problems.append((file, f"an unsupported type {file.suffix!r}, expected one of "
