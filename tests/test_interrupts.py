@@ -97,3 +97,4 @@ def test_an_interrupted_command_leaves_only_complete_files(tmp_path_factory, kin
         assert "--resume" not in err
     if not kill and process.returncode == 130:                 # caught in time: said so in one line
         assert err.strip().startswith("interrupted"), err
+

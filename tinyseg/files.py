@@ -29,6 +29,16 @@ import tempfile
 TEMPORARY_PREFIX = ".tmp-"     # files being written; never a finished file
 
 
+def umask_mode() -> int:
+    """The mode open() gives a new file: read and write for all, less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+NEW_FILE_MODE = umask_mode()
+
+
 def write_atomically(path, data: bytes) -> None:
     """Replace the file at `path` by `data` in one step: readers see the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -40,6 +50,7 @@ def write_atomically(path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(temporary, NEW_FILE_MODE)   # mkstemp makes it private (0600); a result is not
         os.replace(temporary, path)  # the one atomic step
     except BaseException:            # Ctrl-C included: no temporary file is left behind
         if os.path.exists(temporary):

@@ -48,7 +48,7 @@ import numpy as np
 
 import tinyseg
 from tinyseg.autograd import no_grad
-from tinyseg.checkpoint import write_atomically
+from tinyseg.files import write_atomically
 from tinyseg.data.normalize import MIN_STD
 from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor

@@ -26,7 +26,7 @@ import io
 
 import numpy as np
 
-from tinyseg.checkpoint import write_atomically
+from tinyseg.files import write_atomically
 from tinyseg.models import build_model
 
 
