@@ -3,6 +3,7 @@
     predictor = Predictor(model, normalization=meta["normalization"], device="cpu")
     labels = predictor.labels(image)              # (H, W) int64, for a (C, H, W) image as read
     probs = predictor.probabilities(image)        # (K, H, W) float32, summing to 1 at each pixel
+    probs = predictor.probabilities(image, tta="flip")   # the mean over the image's 4 flips
     for rows, cols, logits in predictor.logits_by_tile(image): ...   # (K, h, w) pieces
 
 Validation after every epoch, `tinyseg eval`, the tour's pictures and
@@ -23,6 +24,11 @@ is scored in the memory of one 624 x 624 tile, not of one photograph
 it when read, so an image given at its own size is resized by it first, and
 the labels are resized back (nearest) to the image's size (`labels_at_scale`).
 Datasets read with the same scale (validation, eval) are labelled as they are.
+
+Test-time augmentation (`tta="flip"`, predict --tta flip): the model also
+labels the image flipped left-right, up-down and both ways; each result is
+flipped back, and the four probability maps are averaged (`flip_averaged`).
+Labels are then the argmax of the average. It costs four passes.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from tinyseg.data.normalize import normalized
 from tinyseg.data.images import resize_image, resize_mask, scaled_size
 from tinyseg.tensor import Tensor
 from tinyseg.tiling import TILE_SIZE, needs_tiles, pad_to_period, tile_boxes, tile_margin
+
+TTA_CHOICES = ("none", "flip")
+FLIP_AXES = ((), (2,), (1,), (1, 2))     # of a (C, H, W) image: none, left-right, up-down, both
 
 
 class Predictor:
@@ -120,21 +129,31 @@ class Predictor:
                                      left:left + cols.stop - cols.start]
 
     # ----------------------------------------------------------------- what callers ask for
-    def labels(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) int64 labels of a (C, H, W) image: the highest-scoring class at each pixel."""
+    def labels(self, image: np.ndarray, tta: str = "none") -> np.ndarray:
+        """(H, W) int64 labels of a (C, H, W) image: the highest-scoring class at each pixel.
+
+        tta="flip": the most probable class of the flip-averaged probabilities.
+        """
+        if check_tta(tta) != "none":
+            return self.probabilities(image, tta).argmax(axis=0)
         out = np.empty(image.shape[1:], dtype=np.int64)
         for rows, cols, logits in self.logits_by_tile(image):
             out[rows, cols] = backend.to_numpy(logits.argmax(axis=0))
         return out
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """(K, H, W) float32 softmax probabilities of a (C, H, W) image (each pixel sums to 1)."""
+    def probabilities(self, image: np.ndarray, tta: str = "none") -> np.ndarray:
+        """(K, H, W) float32 softmax probabilities of a (C, H, W) image (each pixel sums to 1).
+
+        tta="flip": the mean of the probabilities of the image's 4 flips, each flipped back.
+        """
+        if check_tta(tta) == "flip":
+            return flip_averaged(self.probabilities, image)
         out = np.empty((self.num_classes,) + image.shape[1:], dtype=np.float32)
         for rows, cols, logits in self.logits_by_tile(image):
             out[:, rows, cols] = backend.to_numpy(softmax(logits))
         return out
 
-    def labels_at_scale(self, image: np.ndarray) -> np.ndarray:
+    def labels_at_scale(self, image: np.ndarray, tta: str = "none") -> np.ndarray:
         """(H, W) labels of an image at its own size, run at the training --scale.
 
         The image is resized by `scale` (bilinear, as training read it), labelled,
@@ -142,17 +161,17 @@ class Predictor:
         """
         height, width = image.shape[1:]
         if self.scale == 1:
-            return self.labels(image)
+            return self.labels(image, tta)
         size = scaled_size(height, width, self.scale)
-        return resize_mask(self.labels(resize_image(image, size)), (height, width))
+        return resize_mask(self.labels(resize_image(image, size), tta), (height, width))
 
-    def probabilities_at_scale(self, image: np.ndarray) -> np.ndarray:
+    def probabilities_at_scale(self, image: np.ndarray, tta: str = "none") -> np.ndarray:
         """(K, H, W) probabilities at the image's own size (resized bilinearly from the scaled run)."""
         height, width = image.shape[1:]
         if self.scale == 1:
-            return self.probabilities(image)
+            return self.probabilities(image, tta)
         size = scaled_size(height, width, self.scale)
-        return resize_image(self.probabilities(resize_image(image, size)), (height, width))
+        return resize_image(self.probabilities(resize_image(image, size), tta), (height, width))
 
 
 def softmax(logits):
@@ -160,6 +179,29 @@ def softmax(logits):
     xp = backend.get_array_module(logits)
     shifted = xp.exp(logits - logits.max(axis=0, keepdims=True))
     return shifted / shifted.sum(axis=0, keepdims=True)
+
+
+def check_tta(tta: str) -> str:
+    """`tta` if it is one of TTA_CHOICES, else ValueError naming --tta."""
+    if tta not in TTA_CHOICES:
+        raise ValueError(f"--tta must be one of {', '.join(TTA_CHOICES)}, got {tta!r}")
+    return tta
+
+
+def flip_averaged(probabilities_of, image: np.ndarray) -> np.ndarray:
+    """The mean of probabilities_of over the 4 flips of a (C, H, W) image, each result flipped back.
+
+        none | left-right | up-down | both        (FLIP_AXES: (), (2,), (1,), (1, 2))
+
+    A flip is its own inverse, so flipping back is the same flip again, on
+    the (K, H, W) result. The four are added in pairs, ((none + left-right)
+    + (up-down + both)) / 4: for an image that is its own mirror image both
+    ways, the mean is then exactly (bit for bit) mirror-symmetric too, since
+    a + b == b + a in floating point (grouped otherwise it would not be).
+    """
+    results = [np.flip(probabilities_of(np.ascontiguousarray(np.flip(image, axes))), axes)
+               for axes in FLIP_AXES]                                   # 4 x (K, H, W)
+    return ((results[0] + results[1]) + (results[2] + results[3])) / 4
 
 
 def clipped(span: slice, size: int) -> slice:
