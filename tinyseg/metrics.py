@@ -172,3 +172,41 @@ def format_table(metrics: dict, class_names: Sequence[str] | None = None) -> str
 def number(x: float) -> str:
     """0.1234 -> '0.123'; NaN (no score) -> '-'."""
     return "-" if np.isnan(x) else f"{x:.3f}"
+
+
+def row_normalized(matrix: np.ndarray) -> np.ndarray:
+    """M[t, p] / (pixels of true class t): each row sums to 1; a class absent from the truth is NaN.
+
+    Row t says where the pixels of class t went: its diagonal entry is the
+    accuracy of class t, the rest which classes took its pixels.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return safe_divide(matrix, matrix.sum(axis=1, keepdims=True))
+
+
+def format_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None) -> str:
+    """The confusion matrix as two text tables: pixel counts, then row-normalised shares.
+
+        confusion matrix (rows: true class, columns: predicted class), pixels
+                        background        disc
+        background           90012          30
+        disc                    41        3912
+        row-normalised (each row sums to 1; the diagonal is each class's accuracy)
+                        background        disc
+        background           1.000       0.000
+        disc                 0.010       0.990
+    """
+    matrix = np.asarray(matrix, dtype=np.int64)
+    count = len(matrix)
+    names = list(class_names) if class_names is not None else [f"class {i}" for i in range(count)]
+    if len(names) != count:
+        raise ValueError(f"format_confusion: {len(names)} class names for {count} classes")
+    first = max(12, *(len(name) for name in names)) + 2
+    cell = max(8, len(str(int(matrix.max(initial=0)))), *(len(name) for name in names)) + 2
+    header = " " * first + "".join(f"{name:>{cell}}" for name in names)
+    lines = ["confusion matrix (rows: true class, columns: predicted class), pixels", header]
+    lines += [f"{name:<{first}}" + "".join(f"{int(v):>{cell}}" for v in row) for name, row in zip(names, matrix)]
+    lines += ["row-normalised (each row sums to 1; the diagonal is each class's accuracy)", header]
+    lines += [f"{name:<{first}}" + "".join(f"{number(v):>{cell}}" for v in row)
+              for name, row in zip(names, row_normalized(matrix))]
+    return "\n".join(lines)

@@ -67,6 +67,18 @@ def make_palette() -> np.ndarray:
 PALETTE = make_palette()
 
 
+def class_palette(colors=None) -> np.ndarray:
+    """(256, 3) uint8: PALETTE with its first rows replaced by `colors` ((K, 3), a dataset's own).
+
+    predict writes its masks and overlays in the user's colours when training
+    read colour-coded masks (--mask-colors); classes beyond the table keep PALETTE's.
+    """
+    palette = PALETTE.copy()
+    if colors is not None:
+        palette[:len(colors)] = np.asarray(colors, dtype=np.uint8)
+    return palette
+
+
 def import_pillow():
     """The PIL.Image module, or an ImportError that says how to install it."""
     try:
@@ -249,11 +261,14 @@ def add_legend(Image, picture, class_names: Sequence[str]):
 
 
 def plot_history(path, history) -> bool:
-    """Save a PNG of the training curves: losses on the left, validation mIoU on the right.
+    """Save a PNG of the training curves: losses, validation mIoU and, if recorded, gradient norms.
 
     history: a dict of per-epoch lists, or a list of per-epoch dicts, with the
         keys "train_loss", "val_loss" and "val_miou" (any may be missing;
-        None or NaN leaves a gap), and optionally "epoch".
+        None or NaN leaves a gap), and optionally "epoch". Keys
+        "grad_norm/LAYER" (train records them: gradient_norms.py) add a third
+        panel, one line per layer on a log scale, to show vanishing or
+        exploding gradients.
     Returns True if the plot was saved; False (with a printed note) when
     matplotlib is not installed.
     """
@@ -266,9 +281,11 @@ def plot_history(path, history) -> bool:
     curves = history_columns(history)
     length = max((len(values) for values in curves.values()), default=0)
     epochs = curves.pop("epoch", np.arange(1, length + 1))
-    figure = Figure(figsize=(9, 3.5))
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    loss_axes, iou_axes = figure.subplots(1, 2)
+    norms = {key.split("/", 1)[1]: values for key, values in curves.items() if key.startswith("grad_norm/")}
+    figure = Figure(figsize=(14, 3.5) if norms else (9, 3.5))
+    figure.subplots_adjust(left=0.05 if norms else 0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    all_axes = figure.subplots(1, 3 if norms else 2)
+    loss_axes, iou_axes = all_axes[:2]
     for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")):
         if key in curves:
             loss_axes.plot(epochs[:len(curves[key])], curves[key], marker=".", label=label)
@@ -277,21 +294,89 @@ def plot_history(path, history) -> bool:
                       label="val mIoU")
     loss_axes.set(xlabel="epoch", ylabel="loss", title="loss")
     iou_axes.set(xlabel="epoch", ylabel="mIoU", title="validation mean IoU", ylim=(0, 1))
-    for axes in (loss_axes, iou_axes):
+    for axes in all_axes:
         axes.grid(alpha=0.3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))    # whole epochs
         if axes.get_legend_handles_labels()[0]:
             axes.legend()
+    if norms:
+        plot_gradient_norms(all_axes[2], epochs, norms)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_atomically(path, buffer.getvalue())
     return True
 
 
+def plot_gradient_norms(axes, epochs, norms: dict) -> None:
+    """One line per layer, in the order of the model's parameters (dark first, viridis), log scale."""
+    from matplotlib import colormaps
+    colours = colormaps["viridis"](np.linspace(0, 0.9, len(norms)))
+    for colour, (layer, values) in zip(colours, norms.items()):
+        axes.plot(epochs[:len(values)], values, marker=".", color=colour, label=layer)
+    axes.set(xlabel="epoch", ylabel="mean ||gradient|| per step", yscale="log",
+             title="gradient norm per layer")
+    axes.legend(fontsize="x-small", ncol=2)
+
+
 def history_columns(history) -> dict[str, np.ndarray]:
     """{key: float array per epoch} from a dict of lists or a list of dicts; None -> NaN."""
     if not isinstance(history, Mapping):
-        keys = {key for entry in history for key in entry}
+        keys = dict.fromkeys(key for entry in history for key in entry)     # in order of appearance
         history = {key: [entry.get(key) for entry in history] for key in keys}
     return {key: np.array([np.nan if v is None else float(v) for v in values])
-            for key, values in history.items() if key in ("epoch", "train_loss", "val_loss", "val_miou")}
+            for key, values in history.items()
+            if key in ("epoch", "train_loss", "val_loss", "val_miou") or key.startswith("grad_norm/")}
+
+
+def confusion_cell_texts(matrix) -> tuple[list[list[str]], list[list[str]]]:
+    """The numbers save_confusion_matrix writes in its cells: (counts, row-normalised shares).
+
+    counts[t][p] = str(M[t, p]); shares[t][p] = M[t, p] / (row t's sum) to
+    two decimals, "-" for a class absent from the truth (metrics.row_normalized).
+    """
+    from tinyseg.metrics import row_normalized
+    matrix = np.asarray(matrix, dtype=np.int64)
+    counts = [[str(int(value)) for value in row] for row in matrix]
+    shares = [["-" if np.isnan(value) else f"{value:.2f}" for value in row] for row in row_normalized(matrix)]
+    return counts, shares
+
+
+def save_confusion_matrix(path, matrix, class_names: Sequence[str]):
+    """A PNG of the confusion matrix: pixel counts on the left, row-normalised on the right.
+
+    Rows are the true classes, columns the predicted ones; each cell holds
+    its number (confusion_cell_texts), its colour the row-normalised share.
+    Returns the cell texts as drawn, read back from the figure (counts,
+    shares), so a test can compare them with the matrix; None, with a
+    printed note, when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("note: matplotlib is not installed, so no confusion-matrix picture was drawn "
+              "(pip install 'tinyseg[plot]')")
+        return None
+    count = len(class_names)
+    counts, shares = confusion_cell_texts(matrix)
+    colours = np.nan_to_num(np.asarray([[np.nan if s == "-" else float(s) for s in row] for row in shares]))
+    side = max(3.5, 0.6 * count + 1.5)
+    figure = Figure(figsize=(2 * side + 1, side))
+    figure.subplots_adjust(wspace=0.45)
+    drawn = []
+    for axes, texts, title in zip(figure.subplots(1, 2), (counts, shares),
+                                  ("pixels", "row-normalised (each row sums to 1)")):
+        axes.imshow(colours, cmap="Blues", vmin=0, vmax=1)
+        for t in range(count):
+            for p in range(count):
+                axes.text(p, t, texts[t][p], ha="center", va="center", fontsize=8,
+                          color="white" if colours[t, p] > 0.5 else "black")
+        axes.set(xticks=range(count), yticks=range(count), xlabel="predicted class",
+                 ylabel="true class", title=title)
+        axes.set_xticklabels(class_names, rotation=45, ha="right")
+        axes.set_yticklabels(class_names)
+        cells = [text.get_text() for text in axes.texts]                  # read back, row by row
+        drawn.append([cells[t * count:(t + 1) * count] for t in range(count)])
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")     # room for the labels
+    write_atomically(path, buffer.getvalue())
+    return drawn[0], drawn[1]
