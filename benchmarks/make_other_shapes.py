@@ -86,7 +86,7 @@ def main() -> None:
         write_png(os.path.join(args.out, "images", f"{index:03d}.png"), Image.fromarray(image))
         write_png(os.path.join(args.out, "masks", f"{index:03d}.png"), Image.fromarray(mask))
     write_atomically(os.path.join(args.out, "classes.txt"), ("\n".join(CLASSES) + "\n").encode())
-    print(f"wrote {args.count} images and masks of {HEIGHT} x {WIDTH} into {args.out}/")
+    print(f"wrote {args.count} images and masks of {WIDTH} x {HEIGHT} into {os.path.join(args.out, '')}")
 
 
 if __name__ == "__main__":

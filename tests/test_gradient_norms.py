@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinyseg.functional as F
+from tinyseg import backend
 from tinyseg.gradient_norms import GradientNorms, parameter_groups
 from tinyseg.models import FCN, SlidingWindow, UNet
 from tinyseg.run_files import write_history
@@ -27,17 +28,18 @@ def test_parameters_are_grouped_by_the_stage_that_holds_them():
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())      # each once
 
 
-def test_the_epoch_mean_is_the_mean_over_steps_of_each_layers_norm():
-    model = FCN(1, 3, width=2, depth=1, seed=0)
+def test_the_epoch_mean_is_the_mean_over_steps_of_each_layers_norm(device):
+    model = FCN(1, 3, width=2, depth=1, seed=0).to(device)
     norms = GradientNorms(model)
     expected = []
     for step in range(3):
         model.zero_grad()
-        x = Tensor(np.random.default_rng(step).random((2, 1, 5, 5)), dtype=np.float32)
-        F.cross_entropy(model(x), np.random.default_rng(step).integers(0, 3, (2, 5, 5))).backward()
+        x = Tensor(np.random.default_rng(step).random((2, 1, 5, 5)), dtype=np.float32, device=device)
+        target = backend.to_device(np.random.default_rng(step).integers(0, 3, (2, 5, 5)), device)
+        F.cross_entropy(model(x), target).backward()
         norms.add()
-        expected.append([np.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in group))
-                         for group in parameter_groups(model).values()])
+        expected.append([np.sqrt(sum(float((backend.to_numpy(p.grad).astype(np.float64) ** 2).sum())
+                                     for p in group)) for group in parameter_groups(model).values()])
     means = norms.epoch_means()
     assert list(means) == ["features.0", "head"]
     np.testing.assert_allclose(list(means.values()), np.mean(expected, axis=0), rtol=1e-3)

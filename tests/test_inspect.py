@@ -188,10 +188,10 @@ def test_class_boundaries_mark_both_sides_of_each_edge():
 
 
 # ----------------------------------------------------------------- everything on one image
-def test_inspect_image_reports_what_each_part_computes():
-    model = MODELS["unet"]()
+def test_inspect_image_reports_what_each_part_computes(device):
+    model = MODELS["unet"]().to(device)
     picture = image(6, 24, 20)
-    seen = inspect_image(Predictor(model), picture, pixel=(7, 9))
+    seen = inspect_image(Predictor(model, device=device), picture, pixel=(7, 9))
     assert list(seen.feature_maps) == STAGES["unet"] and seen.chosen == "given"
     np.testing.assert_allclose(seen.probabilities.sum(axis=0), 1, atol=1e-6)
     np.testing.assert_allclose(seen.entropy, entropy(seen.probabilities))

@@ -282,8 +282,9 @@ def plot_history(path, history) -> bool:
     length = max((len(values) for values in curves.values()), default=0)
     epochs = curves.pop("epoch", np.arange(1, length + 1))
     norms = {key.split("/", 1)[1]: values for key, values in curves.items() if key.startswith("grad_norm/")}
-    figure = Figure(figsize=(14, 3.5) if norms else (9, 3.5))
-    figure.subplots_adjust(left=0.05 if norms else 0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    figure = Figure(figsize=(15, 3.5) if norms else (9, 3.5))
+    figure.subplots_adjust(left=0.05 if norms else 0.07, right=0.9 if norms else 0.98, bottom=0.15,
+                           top=0.9, wspace=0.25)
     all_axes = figure.subplots(1, 3 if norms else 2)
     loss_axes, iou_axes = all_axes[:2]
     for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")):
@@ -315,7 +316,7 @@ def plot_gradient_norms(axes, epochs, norms: dict) -> None:
         axes.plot(epochs[:len(values)], values, marker=".", color=colour, label=layer)
     axes.set(xlabel="epoch", ylabel="mean ||gradient|| per step", yscale="log",
              title="gradient norm per layer")
-    axes.legend(fontsize="x-small", ncol=2)
+    axes.legend(fontsize="x-small", ncol=1 + len(norms) // 18, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def history_columns(history) -> dict[str, np.ndarray]:

@@ -70,7 +70,7 @@ def run(args) -> int:
     class_names = meta.get("class_names") or [f"class {i}" for i in range(predictor.num_classes)]
     written = write_pictures(args.out, image, seen, class_names)
     print(summary(predictor.model, args.image, image, seen, class_names))
-    print(f"wrote {args.out}/: {', '.join(written)}")
+    print(f"wrote {os.path.join(args.out, '')}: {', '.join(written)}")
     return 0
 
 
