@@ -35,15 +35,15 @@ OUT = Path(os.environ.get("TINYSEG_LESSONS_OUT", "runs/lessons"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
-# ## Train a small U-Net (about 10 seconds)
+# ## Train a small U-Net (about 5 seconds)
 #
-# Base 8 channels, depth 2, for 6 epochs on 256 of the built-in 48 x 48
+# Base 4 channels, depth 2, for 6 epochs on 256 of the built-in 48 x 48
 # images with two classes, background and disc, so that a few seconds of
 # training make a model worth looking at (telling discs from squares takes
 # the default run's minutes). Its receptive field, 44 x 44, fits in the image.
 
 # %%
-config = TrainConfig(model="unet", classes=2, size=48, train_count=256, val_count=16, base_channels=8,
+config = TrainConfig(model="unet", classes=2, size=48, train_count=256, val_count=16, base_channels=4,
                      depth=2, epochs=6, lr=0.004, batch_size=8, seed=0, out=str(OUT / "08_unet_run"))
 metrics = fit(config, show_progress=False, overwrite=True)
 predictor, meta = Predictor.from_checkpoint(str(OUT / "08_unet_run" / "best.npz"))
@@ -76,7 +76,7 @@ for stage in ("encoder.0", "bottleneck", "decoder.1"):
 
 # %% [markdown]
 # The first block responds to edges, colours and the background's stripes
-# at full size; the bottleneck works at 12 x 12 with 32 channels, each pixel
+# at full size; the bottleneck works at 12 x 12 with 16 channels, each pixel
 # standing for a 4 x 4 patch; the last decoder block is back at 48 x 48,
 # where the discs stand out from the background.
 #
