@@ -108,6 +108,7 @@ def graph_of_every_operation() -> Tensor:
     y = nn.BatchNorm2d(2)(nn.Conv2d(2, 2, 3, padding=1)(x)).relu()            # conv2d, batch_norm, relu
     y = nn.ConvTranspose2d(2, 2, 2, stride=2)(nn.MaxPool2d(2)(y))            # max_pool2d, conv_transpose2d
     y = cat([F.pad(y, (1, 1, 1, 1))[:, :, 1:5, 1:5], y], axis=1)             # pad, getitem, cat
+    y = F.crop_like(F.pad_to_multiple(y, 3), y)                              # pad_to_multiple, crop_like
     flat = y.reshape(2, 64).transpose(1, 0)                                  # reshape, transpose
     z = nn.Linear(2, 3)(flat.transpose(1, 0)[:, :2] @ Tensor(np.eye(2, dtype=np.float32)))  # matmul, linear
     z = ((z + 1) - z * 2) / 3                                                # add, sub, mul, div

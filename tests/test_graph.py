@@ -165,15 +165,15 @@ def test_draw_without_dot_writes_the_text_and_says_how_to_render(tmp_path, monke
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for dot")
 def test_draw_hands_the_text_to_dot(tmp_path, monkeypatch):
-    fake = tmp_path / "dot"                 # copies its input to the -o file, as a renderer would
-    fake.write_text('#!/bin/sh\necho "$1" > "$3.format"\ncat > "$3"\n')
+    fake = tmp_path / "dot"                 # copies its input to its output, as a renderer would
+    fake.write_text(f'#!/bin/sh\necho "$1" > "{tmp_path}/format"\ncat\n')
     fake.chmod(0o755)
     monkeypatch.setattr(graph.shutil, "which", lambda name: str(fake))
     x = Tensor(np.ones(2), requires_grad=True)
     out = tmp_path / "g.png"
     assert draw(x.sum(), str(out)) == str(out)
     assert out.read_text() == to_dot(x.sum())
-    assert (tmp_path / "g.png.format").read_text().strip() == "-Tpng"
+    assert (tmp_path / "format").read_text().strip() == "-Tpng"
 
 
 def test_bad_arguments_are_named():
@@ -194,8 +194,9 @@ def test_graph_command_draws_a_grouped_unet(tmp_path, monkeypatch, capsys):
                  "--depth", "2", "--no-batch-norm", "--out", str(out), "--group-by-module"]) == 0
     text = capsys.readouterr().out
     # without batch norm: 2 blocks of 4 (conv, relu, conv, relu) + 2 pools, bottleneck 4,
-    # 2 x (up, cat, block of 4), head, loss: 8 + 2 + 4 + 12 + 1 + 1
-    assert "wrote" in text and "dot -Tsvg" in text and "unet: 28 operations" in text
+    # 2 x (up, cat, block of 4), head, crop back to the input's size (crop_like, even when it
+    # crops nothing), loss: 8 + 2 + 4 + 12 + 1 + 1 + 1
+    assert "wrote" in text and "dot -Tsvg" in text and "unet: 29 operations" in text
     parsed = parse((tmp_path / "unet.dot").read_text())
     assert "decoder.1" in dict(parsed["clusters"])
 
@@ -225,4 +226,5 @@ def test_graph_command_takes_the_model_options_of_train(tmp_path, capsys):
     assert main(["graph", "--model", "unet", "--size", "16", "16", "--base-channels", "2",
                  "--depth", "2", "--out", str(tmp_path / "unet.dot")]) == 0
     # train's default U-Net has batch norm: one more operation after each of its 10 convolutions
-    assert "unet: 38 operations" in capsys.readouterr().out
+    # (29 + 10 = 39, the crop_like included)
+    assert "unet: 39 operations" in capsys.readouterr().out

@@ -7,8 +7,10 @@ from tinyseg.functional.focal import focal_loss
 from tinyseg.functional.linear import linear
 from tinyseg.functional.loss import cross_entropy
 from tinyseg.functional.normalization import batch_norm
+from tinyseg.functional.pad_to_multiple import crop_like, pad_to_multiple
 from tinyseg.functional.padding import pad
 from tinyseg.functional.pooling import max_pool2d
 
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "cross_entropy", "dice_loss",
-           "focal_loss", "relu", "softmax", "log_softmax", "pad", "batch_norm", "linear"]
+           "focal_loss", "relu", "softmax", "log_softmax", "pad", "pad_to_multiple", "crop_like",
+           "batch_norm", "linear"]

@@ -20,7 +20,9 @@ and they ask the model itself instead of testing its name:
         to_fcn() rewrite: the same weights and labels, one convolutional pass.
 
 and one fact a trainer checks before the first epoch, smallest_normalized_map
-(the U-Net's bottleneck, when it has batch norm).
+(the U-Net's bottleneck, when it has batch norm). Tools that look inside a
+trained model ask it `stages()`: the blocks whose outputs are worth a picture
+(each U-Net level, each FCN layer), so they never test a model's name.
 
 predict() is written once, here, on top of inference_model(): labels come
 out of the fast form whenever a model has one.
@@ -35,7 +37,8 @@ windows_per_image) is left out.
 from __future__ import annotations
 
 from tinyseg.autograd import no_grad
-from tinyseg.nn.module import Module
+from tinyseg.nn.layers import ReLU
+from tinyseg.nn.module import Module, Sequential
 from tinyseg.tensor import Tensor
 
 
@@ -90,8 +93,23 @@ class SegmentationModel(Module):
         """
         return None
 
+    def stages(self) -> list[str]:
+        """Module paths of the blocks whose outputs show what the model computes, in forward order.
+
+        `tinyseg inspect` draws each one's output (its feature maps), and
+        training groups the gradient norms by them. The default: every
+        direct child ("features", "head", ...). Models override it with
+        their own story: the U-Net's levels, the FCN's layers after ReLU.
+        """
+        return [name for name, _ in self.named_children()]
+
     def predict(self, x: Tensor) -> Tensor:
         """(N, H, W) integer labels: the highest-scoring class at each pixel."""
         self.check_input(x)
         with no_grad():
             return self.inference_model()(x).argmax(axis=1)
+
+
+def relu_outputs(layers: Sequential, name: str) -> list[str]:
+    """The paths of a Sequential's ReLUs, e.g. ["features.1", "features.3"]: each layer's output."""
+    return [f"{name}.{i}" for i, layer in enumerate(layers) if isinstance(layer, ReLU)]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyseg.models.base import SegmentationModel
+from tinyseg.models.base import SegmentationModel, relu_outputs
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d
 from tinyseg.nn.layers import ReLU
@@ -58,6 +58,10 @@ class FCN(SegmentationModel):
         self.head = Conv2d(width, num_classes, 1, dtype=dtype, rng=rng)   # (N, num_classes, H, W)
         self.record_config(in_channels=in_channels, num_classes=num_classes, width=width,
                            depth=depth, seed=seed, dtype=dtype.name)
+
+    def stages(self) -> list[str]:
+        """Each layer's output after its ReLU (features.1, features.3, ...), then the head."""
+        return relu_outputs(self.features, "features") + ["head"]
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)

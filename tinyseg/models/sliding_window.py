@@ -49,7 +49,7 @@ from tinyseg import backend
 from tinyseg import functional as F
 from tinyseg.functional.concat import cat
 from tinyseg.im2col import pad_image, window_view
-from tinyseg.models.base import SegmentationModel
+from tinyseg.models.base import SegmentationModel, relu_outputs
 from tinyseg.nn import init
 from tinyseg.nn.conv import Conv2d
 from tinyseg.nn.layers import Flatten, Linear, ReLU
@@ -137,6 +137,10 @@ class SlidingWindow(SegmentationModel):
         patches, labels = self.sample_windows(images, masks, count, rng)   # (count, C, k, k), (count,)
         return criterion(self.forward_patches(Tensor(patches)), labels)
 
+    def stages(self) -> list[str]:
+        """Each 3x3 layer's output after its ReLU, then the classifier (inspect runs to_fcn()'s)."""
+        return relu_outputs(self.features, "features") + ["classifier"]
+
     def inference_model(self) -> "SlidingWindowFCN":
         """The to_fcn() rewrite: the same labels as forward(), in one convolutional pass."""
         return self.to_fcn()
@@ -191,6 +195,10 @@ class SlidingWindowFCN(SegmentationModel):
         r = self.window // 2
         padded = F.pad(x, (r, r, r, r))                          # (N, C, H + 2r, W + 2r)
         return self.head(self.features(padded))                  # (N, classes, H, W)
+
+    def stages(self) -> list[str]:
+        """Each unpadded 3x3 layer's output after its ReLU, then the head (the window classifier)."""
+        return relu_outputs(self.features, "features") + ["head"]
 
     def extra_repr(self) -> str:
         return f"window={self.window}"

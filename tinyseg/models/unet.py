@@ -40,7 +40,8 @@ Sizes. Every level halves the image, so H and W must be multiples of
 2**depth for the shapes to line up on the way back. Other sizes are padded
 with zeros at the bottom and right up to the next multiple, and the output
 is cropped back: (N, C, 37, 45) with depth 3 runs at 40 x 48 and returns
-(N, num_classes, 37, 45).
+(N, num_classes, 37, 45) (F.pad_to_multiple and F.crop_like, which say so in
+the recorded graph, so an exported ONNX file pads and crops at every size).
 """
 
 from __future__ import annotations
@@ -124,13 +125,25 @@ class UNet(SegmentationModel):
                            base_channels=base_channels, depth=depth, down=down,
                            batch_norm=batch_norm, seed=seed, dtype=dtype.name)
 
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        n, _, h, w = x.shape
+    def stages(self) -> list[str]:
+        """Each level's block going down, the bottleneck, each level's block coming up, the head.
+
+        depth 3: encoder.0 encoder.1 encoder.2 bottleneck decoder.0 decoder.1 decoder.2 head
+        (decoder.0 is the deepest level's block: the decoder runs from the bottom up).
+        """
+        return ([f"encoder.{i}" for i in range(self.depth)] + ["bottleneck"]
+                + [f"decoder.{i}" for i in range(self.depth)] + ["head"])
+
+    def smallest_normalized_map(self, height: int, width: int) -> int | None:
+        """Pixels per image at the bottleneck, the smallest map batch norm sees: ceil(H / 2**depth) x ..."""
+        if not any(isinstance(module, BatchNorm2d) for module in self.modules()):
+            return None
         multiple = 2 ** self.depth
-        pad_h, pad_w = -h % multiple, -w % multiple              # up to the next multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))                   # (N, C, H + pad_h, W + pad_w)
+        return -(-height // multiple) * -(-width // multiple)
+
+    def forward(self, image: Tensor) -> Tensor:
+        self.check_input(image)
+        x = F.pad_to_multiple(image, 2 ** self.depth)            # (N, C, H', W'), H' = H + (-H % 2**depth)
 
         skips = []
         for block, down in zip(self.encoder, self.downsample):
@@ -142,7 +155,4 @@ class UNet(SegmentationModel):
             x = up(x)                                            # (N, 2c, h/2, w/2) -> (N, c, h, w)
             x = block(cat([skip, x], axis=1))                    # (N, 2c, h, w) -> (N, c, h, w)
         logits = self.head(x)                                    # (N, num_classes, H', W')
-
-        if pad_h or pad_w:
-            logits = logits[:, :, :h, :w]                        # crop back to (N, classes, H, W)
-        return logits
+        return F.crop_like(logits, image)                        # back to (N, num_classes, H, W)
