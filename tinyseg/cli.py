@@ -8,6 +8,7 @@
     python -m tinyseg complexity --size 256 256      # parameters, MACs, memory, receptive field
     python -m tinyseg augment --out aug.png          # what --augment standard does to the data
     python -m tinyseg export --checkpoint runs/unet/best.npz --format onnx --out model.onnx
+    python -m tinyseg inspect --checkpoint runs/unet/best.npz photo.png --out inspect/   # inside the network
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=d.scale,
                         help="folders: resize images and masks by this factor when read (e.g. 0.5)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--mask-colors", default=None, metavar="FILE",
+                        help="folders: the masks are colour pictures; FILE is a CSV of name,r,g,b "
+                        "(CamVid's class_dict.csv), class i the colour of row i")
+    parser.add_argument("--label-map", default=None, metavar="FILE",
+                        help="folders: a CSV of id,train_id lines (e.g. Cityscapes ids to train ids); "
+                        "ids it does not list become 255 (ignore)")
+    parser.add_argument("--reduce-zero-label", action="store_true",
+                        help="folders: label 0 becomes 255 (ignore) and every other label one less "
+                        "(ADE20K's masks)")
     parser.add_argument("--augment", choices=["none", "flip", "standard"], default=d.augment,
                         help="none; flip: random flips (default); standard: flips, then quarter "
                         "turns, scale 0.75-1.25 with a crop back to size, and brightness and "
@@ -130,25 +140,32 @@ def command_eval(args) -> int:
 def eval_dataset(data, meta: dict):
     """Every pair of folder `data`, read with the checkpoint's classes; else its validation split."""
     from tinyseg.data import load_folder
+    from tinyseg.data.mask_labels import MaskLabels
     from tinyseg.train import build_datasets, check_data_folder
     known = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in meta.get("train_config", {}).items() if k in known})
+    mask_labels = MaskLabels.from_json(meta.get("mask_labels"))     # as training read the masks
     if data is None or data == "shapes":
         config.data = data or config.data
-        return build_datasets(config)[1]
+        return build_datasets(config, show_progress=True, mask_labels=mask_labels)[1]
     check_data_folder(data)
     classes = meta.get("class_names") or meta["model_config"]["num_classes"]
-    return load_folder(data, classes=classes, scale=config.scale, split=False)
+    return load_folder(data, classes=classes, scale=config.scale, split=False, mask_labels=mask_labels,
+                       progress=True)
 
 
 def command_predict(args) -> int:
     """Check every input, then write OUT/STEM_mask.png and OUT/STEM_overlay.png (and STEM_probs.npy)."""
     from tinyseg.predict import predict_files
+    from tinyseg.data.mask_labels import MaskLabels
     from tinyseg.predictor import Predictor
+    from tinyseg.visualize import class_palette
     if args.tile_size < 1:
         raise ValueError(f"--tile-size must be >= 1, got {args.tile_size}")
     predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device, args.tile_size)
-    for image, *files in predict_files(predictor, args.inputs, args.out, probs=args.probs, tta=args.tta):
+    palette = class_palette(MaskLabels.from_json(meta.get("mask_labels")).palette())   # the user's colours
+    for image, *files in predict_files(predictor, args.inputs, args.out, probs=args.probs, tta=args.tta,
+                                       palette=palette):
         print(f"{image} -> {', '.join(files)}")
     return 0
 
@@ -213,12 +230,12 @@ def main(argv=None) -> int:
     0 done; 1 an error in what was asked (a file, an option: the line names it);
     2 a bug in tinyseg (TINYSEG_DEBUG=1 shows its traceback); 130 interrupted (Ctrl-C).
     """
-    for stream in (sys.stdout, sys.stderr):      # a file name that is not UTF-8 prints as \x.. escapes
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = (argv or ["train"])[0]
     try:
+        for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \x.. escapes
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
         args = build_parser().parse_args(argv or ["train"])      # no command at all: train the default
         command = args.command
         return run_command(args)

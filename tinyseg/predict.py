@@ -21,6 +21,13 @@ Three steps, in this order:
    --scale and back, tile by tile for images larger than a tile, with
    exactly the labels of a whole-image pass (tiling.py), in bounded memory.
    Each output is written whole or not at all (files.py).
+   With --probs, STEM_probs.npy holds the class probabilities too: float16
+   (K, H, W), at the image's own size, each pixel summing to 1 (to float16's
+   rounding, about 1e-3); np.load reads it, and the mask is its argmax (the
+   labels of predict without --probs, except that with a training --scale
+   the probabilities are resized bilinearly before the argmax, not the
+   labels by nearest). With --tta flip, probabilities and labels are the
+   mean over the image's 4 flips (predictor.py).
 
 Images are read as the training folders are (values in [0, 1], EXIF
 orientation applied; tinyseg.data.read_image).
@@ -28,6 +35,7 @@ orientation applied; tinyseg.data.read_image).
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -37,7 +45,7 @@ from tinyseg.data import DataError, read_image
 from tinyseg.data.folder import IMAGE_SUFFIXES
 from tinyseg.data.images import import_pillow
 from tinyseg.data.scan import read_or_note
-from tinyseg.files import remove_temporaries
+from tinyseg.files import remove_temporaries, write_atomically
 from tinyseg.visualize import save_mask_png, save_overlay_png
 
 
@@ -136,14 +144,17 @@ def output_stems(paths: list[Path]) -> list[str]:
             levels[i] = min(levels[i] + 1, deepest[i])
 
 
-def predict_files(predictor, inputs, out: str, palette=None) -> list[tuple[str, str, str]]:
+def predict_files(predictor, inputs, out: str, palette=None, probs: bool = False,
+                  tta: str = "none") -> list[tuple]:
     """Write OUT/STEM_mask.png (class indices) and OUT/STEM_overlay.png for each input.
 
     predictor: a Predictor (the model, its normalisation, device, tiling and
     training --scale; Predictor.from_checkpoint). palette: (256, 3) uint8
     colours of the classes (the user's colour table, if training had one;
     default visualize.PALETTE), stored in the mask PNG and used for the overlay.
-    Returns (input, mask file, overlay file) for each input, in order.
+    probs: write OUT/STEM_probs.npy too (save_probabilities). tta: "none", or
+    "flip" for the mean over 4 flips (Predictor.probabilities).
+    Returns (input, mask file, overlay file[, probabilities file]) for each input, in order.
     Raises DataError listing every bad input before writing anything. Each
     file is written whole or not at all (files.py): an interrupted predict
     leaves complete outputs for the inputs it finished and nothing else.
@@ -156,10 +167,22 @@ def predict_files(predictor, inputs, out: str, palette=None) -> list[tuple[str, 
     written = []
     for path, stem in zip(paths, output_stems(paths)):
         image = image_for_model(read_image(path), in_channels, str(path))   # (C, H, W) in [0, 1]
-        labels = predictor.labels_at_scale(image)                           # (H, W)
-        mask_path = os.path.join(out, stem + "_mask.png")
-        overlay_path = os.path.join(out, stem + "_overlay.png")
-        save_mask_png(mask_path, labels.astype(np.uint8), palette)
-        save_overlay_png(overlay_path, image, labels, palette)
-        written.append((str(path), mask_path, overlay_path))
+        files = [os.path.join(out, stem + "_mask.png"), os.path.join(out, stem + "_overlay.png")]
+        if probs:
+            probabilities = predictor.probabilities_at_scale(image, tta)    # (K, H, W)
+            labels = probabilities.argmax(axis=0)
+            files.append(os.path.join(out, stem + "_probs.npy"))
+            save_probabilities(files[2], probabilities)
+        else:
+            labels = predictor.labels_at_scale(image, tta)                  # (H, W)
+        save_mask_png(files[0], labels.astype(np.uint8), palette)
+        save_overlay_png(files[1], image, labels, palette)
+        written.append((str(path), *files))
     return written
+
+
+def save_probabilities(path: str, probabilities: np.ndarray) -> None:
+    """(K, H, W) probabilities as a float16 .npy file, written whole or not at all."""
+    buffer = io.BytesIO()
+    np.save(buffer, probabilities.astype(np.float16))
+    write_atomically(path, buffer.getvalue())

@@ -45,7 +45,8 @@ def write_history(out: str, history: list) -> None:
     write_atomically(os.path.join(out, "history.json"), json.dumps(history, indent=1).encode("utf-8"))
     if history:
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=list(history[0]))
+        columns = list(dict.fromkeys(key for row in history for key in row))   # every row's, in order
+        writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
         write_atomically(os.path.join(out, "history.csv"), text.getvalue().encode("utf-8"))

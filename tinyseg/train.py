@@ -49,8 +49,10 @@ from tinyseg import backend, optim
 from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.data.class_weights import class_weights_for, format_class_weights
+from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.data.normalize import normalized
 from tinyseg.evaluate import evaluate, pixel_loss
+from tinyseg.gradient_norms import GradientNorms
 from tinyseg.predictor import Predictor
 from tinyseg.progress import progress
 from tinyseg.nn.loss import make_loss
@@ -68,16 +70,27 @@ class TrainingError(RuntimeError):
 
 
 # ----------------------------------------------------------------- building blocks
-def build_datasets(config: TrainConfig):
-    """(train, val) datasets for config.data: the built-in shapes or a folder."""
+def build_datasets(config: TrainConfig, show_progress: bool = False, deadline: float | None = None,
+                   mask_labels: MaskLabels | None = None):
+    """(train, val) datasets for config.data: the built-in shapes or a folder.
+
+    A folder's check pass shows progress when it takes a while, and stops
+    with data.OutOfTime past `deadline` (--time-budget bounds the whole run).
+    mask_labels: how the masks become class indices; default: config's
+    --mask-colors, --label-map and --reduce-zero-label (a checkpoint passes
+    the ones it stored, so eval needs no files besides the data).
+    """
     if config.data == "shapes":
         config = with_default_counts(config)
         common = dict(size=config.size, num_classes=config.classes or 4, seed=config.seed)
         return (shapes_dataset("train", count=config.train_count, **common),
                 shapes_dataset("val", count=config.val_count, **common))
     check_data_folder(config.data)
+    if mask_labels is None:
+        mask_labels = MaskLabels.from_files(config.mask_colors, config.label_map, config.reduce_zero_label)
     return load_folder(config.data, classes=config.classes, seed=config.seed, scale=config.scale,
-                       val_count=config.val_count)
+                       val_count=config.val_count, mask_labels=mask_labels, progress=show_progress,
+                       deadline=deadline)
 
 
 def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dict:
@@ -141,8 +154,12 @@ def check_losses(steps_and_losses: list, model, epoch: int) -> list:
 
 def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, rng,
                     show_progress: bool = True, deadline: float = math.inf,
-                    normalization: dict | None = None, criterion=pixel_loss) -> tuple:
+                    normalization: dict | None = None, criterion=pixel_loss,
+                    gradient_norms=None) -> tuple:
     """One pass over the training data: (mean loss or None if no step had labels, steps run).
+
+    gradient_norms: a GradientNorms (gradient_norms.py) that adds up each
+    layer's gradient norm after every backward, or None.
 
     Stops with TrainingError on a NaN/inf loss or weights, naming the step.
     A batch whose masks label no pixel is skipped before the step (checked on
@@ -159,6 +176,8 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
             loss = training_loss(model, normalized(images, normalization), masks, config, rng, criterion)
             optimizer.zero_grad()
             loss.backward()
+            if gradient_norms is not None:
+                gradient_norms.add()              # each layer's ||d loss / d weights||, on the device
             optimizer.step()
             pending.append((step, loss.data))
             images_seen += len(images)
@@ -193,8 +212,12 @@ def check_validation(metrics: dict, epoch: int) -> None:
 # ----------------------------------------------------------------- checkpoints and history
 def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch: int, class_names,
                              rng, best_miou: float, history: list, normalization: dict | None,
-                             scheduler=None, class_weights=None) -> None:
-    """Write a resumable checkpoint, refusing weights that hold inf or NaN."""
+                             scheduler=None, class_weights=None, mask_labels=None) -> None:
+    """Write a resumable checkpoint, refusing weights that hold inf or NaN.
+
+    mask_labels: the MaskLabels the masks were read with, stored so that eval
+    and predict read masks and write colours as training did.
+    """
     model_arrays = model.state_dict()
     bad = [name for name, value in model_arrays.items() if not np.isfinite(value).all()]
     if bad:
@@ -206,7 +229,8 @@ def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch:
                 class_names=list(class_names), rng_state=rng.bit_generator.state,
                 best_miou=best_miou, history=history, normalization=normalization,
                 lr_scheduler=None if scheduler is None else scheduler.state_dict(),
-                class_weights=class_weights)
+                class_weights=class_weights,
+                mask_labels=None if mask_labels is None else mask_labels.to_json())
     save_checkpoint(path, arrays, meta)
 
 
@@ -230,8 +254,8 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
     if resume:                                  # refuse changed settings before reading any data
         checkpoint = load_checkpoint(last_path)
         changes = resume_changes(checkpoint[1].get("train_config", {}), config, last_path)
-    train_set, val_set = build_datasets(config)
-    check_sets(train_set, val_set)
+    train_set, val_set = build_datasets(config, show_progress, deadline)
+    check_sets(train_set, val_set, config)
     if overwrite and not resume:
         remove_run(config.out)
     rng = np.random.default_rng([config.seed, 12345])       # the naive model's windows
@@ -256,6 +280,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
             train_set.class_names, class_weights, train_set.class_pixel_counts()))
     criterion = make_loss(config.loss, class_weights, IGNORE_INDEX, gamma=config.focal_gamma)
     criterion = criterion.to(config.device)
+    gradient_norms = GradientNorms(model)         # per layer, averaged over each epoch: history.png
     loader = make_loader(train_set, config, drop_last=short_last_batch(model, train_set, config, log))
     n_params = sum(p.size for p in model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "
@@ -276,7 +301,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         loader.set_epoch(epoch)
         lr = optimizer.lr                         # this epoch's rate
         train_loss, steps = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
-                                            deadline, normalization, criterion)
+                                            deadline, normalization, criterion, gradient_norms)
         if steps < len(loader):
             log(f"time budget of {config.time_budget:g} s spent during epoch {epoch + 1}, after "
                 f"{steps} of {len(loader)} steps: skipped the rest of it"
@@ -287,7 +312,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         seconds = time.perf_counter() - started
         metrics = evaluate(predictor, val_set, show_progress, keep=PICTURE_COUNT)
         check_validation(metrics, epoch)
-        history.append(history_row(epoch, train_loss, metrics, seconds, lr))
+        history.append(history_row(epoch, train_loss, metrics, seconds, lr, gradient_norms.epoch_means()))
         log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  "
             f"val loss "
             f"{metrics['loss']:.4f}  val mIoU {metrics['mean_iou']:.4f}  pixel acc "
@@ -295,7 +320,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         improved = metrics["mean_iou"] > best_miou
         best_miou = max(best_miou, metrics["mean_iou"])
         saved = (model, optimizer, config, epoch + 1, train_set.class_names, rng, best_miou, history,
-                 normalization, scheduler, class_weights)
+                 normalization, scheduler, class_weights, train_set.mask_labels)
         if improved:                    # best first: a kill before last.npz replays this epoch
             save_training_checkpoint(best_path, *saved)
         save_training_checkpoint(last_path, *saved)
@@ -321,20 +346,21 @@ def epoch_range(first: int, epochs: int) -> str:
     return f"epoch {first + 1}" if first + 1 == epochs else f"epochs {first + 1}-{epochs}"
 
 
-def check_sets(train_set, val_set) -> None:
-    """Refuse data that cannot train or be scored, before any work."""
+def check_sets(train_set, val_set, config: TrainConfig) -> None:
+    """Refuse data that cannot train or be scored, before any work, naming what to change."""
     if len(train_set) == 0:
         raise ValueError("there are no training images (check --data and --val-count)")
     if len(val_set) == 0:
         raise ValueError("there are no validation images: the best checkpoint is chosen on them "
                          "(check --data and --val-count)")
-    if train_set.class_pixel_counts().sum() == 0:
-        raise ValueError(f"no training mask labels any pixel (all are {IGNORE_INDEX}, the ignore "
-                         f"label): there is nothing to learn from")
-    if val_set.class_pixel_counts().sum() == 0:
-        raise ValueError(f"no validation mask labels any pixel (all are {IGNORE_INDEX}, the ignore "
-                         f"label), but the best checkpoint is chosen on them: set aside other images "
-                         f"(--val-count, or --seed for another split) or label the val/ masks")
+    for name, dataset, why in (("training", train_set, "there is nothing to learn from"),
+                               ("validation", val_set, "but the best checkpoint is chosen on them")):
+        if dataset.class_pixel_counts().sum() == 0:
+            scaled = f" at --scale {config.scale:g}" if config.scale != 1 else ""
+            raise ValueError(f"no {name} mask labels any pixel{scaled} (all are {IGNORE_INDEX}, the "
+                             f"ignore label), {why}: label the masks, set aside other images "
+                             f"(--val-count, or --seed for another split)"
+                             + (", or use a larger --scale" if scaled else ""))
 
 
 def channel_normalization(train_set) -> dict:
@@ -383,10 +409,14 @@ def example_sizes(dataset) -> list:
     return [tuple(image.shape[1:]) for image in dataset.images]       # in memory
 
 
-def history_row(epoch: int, train_loss, metrics: dict, seconds: float, lr: float) -> dict:
-    return dict(epoch=epoch + 1, lr=lr, train_loss=None if train_loss is None else round(train_loss, 6),
-                val_loss=round(metrics["loss"], 6), val_miou=round(metrics["mean_iou"], 6),
-                val_pixel_acc=round(metrics["pixel_accuracy"], 6), seconds=round(seconds, 2))
+def history_row(epoch: int, train_loss, metrics: dict, seconds: float, lr: float,
+                grad_norms: dict | None = None) -> dict:
+    """One epoch's row of history.json / history.csv; grad_norms {layer: mean norm} add grad_norm/LAYER."""
+    row = dict(epoch=epoch + 1, lr=lr, train_loss=None if train_loss is None else round(train_loss, 6),
+               val_loss=round(metrics["loss"], 6), val_miou=round(metrics["mean_iou"], 6),
+               val_pixel_acc=round(metrics["pixel_accuracy"], 6), seconds=round(seconds, 2))
+    row.update({f"grad_norm/{layer}": norm for layer, norm in (grad_norms or {}).items()})
+    return row
 
 
 def format_loss(loss) -> str:
