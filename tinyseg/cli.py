@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+import numpy as np
 from dataclasses import fields
 
 from tinyseg.checkpoint import CheckpointError
@@ -238,7 +240,8 @@ def main(argv=None) -> int:
                 stream.reconfigure(errors="backslashreplace")
         args = build_parser().parse_args(argv or ["train"])      # no command at all: train the default
         command = args.command
-        return run_command(args)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return run_command(args)      # inf and nan are caught by the run itself, naming the step
     except (CheckpointError, TrainingError, ValueError, RuntimeError, OSError, ImportError) as error:
         print(f"tinyseg {command}: error: {error}", file=sys.stderr)   # DataError: many lines
         return 1
