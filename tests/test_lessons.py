@@ -17,7 +17,8 @@ import pytest
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 EXPECTED = ["01_pixels_and_windows.py", "02_im2col_by_hand.py", "03_convolution_and_its_transpose.py",
             "04_fcn_and_receptive_field.py", "05_unet_level_by_level.py",
-            "06_autograd_on_a_tiny_graph.py", "07_cpu_and_gpu.py"]
+            "06_autograd_on_a_tiny_graph.py", "07_cpu_and_gpu.py", "08_what_a_trained_unet_sees.py",
+            "09_the_same_network_elsewhere.py"]
 
 
 def test_the_lessons_follow_the_reading_path():
