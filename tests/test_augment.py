@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tinyseg.data import SegmentationDataset
 from tinyseg.data.augment import (POLICIES, Augmentation, add_arguments, apply_augmentation,
-                                  augment_pair, augmentation_grid, brightness_contrast,
+                                  as_policy, augment_pair, augmentation_grid, brightness_contrast,
                                   draw_augmentation, example_rng, random_scale_crop_pair,
                                   rotate90_pair, run)
 
@@ -173,3 +173,26 @@ def test_pictures_share_the_originals_display_range_so_brightness_shows():
     image = np.array([[[0.0, 0.5, 1.0]]])
     assert as_uint8(image, 0.0, 1.0).tolist() == [[[0, 128, 255]]]
     assert as_uint8(image + 0.2, 0.0, 1.0).tolist() == [[[51, 178, 255]]]   # brighter, clipped at white
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_loader_adds_nothing_to_augment_pair_but_its_plan(policy):
+    """A batch is each example cropped, then augment_pair'd with the epoch plan's flips."""
+    from tinyseg.data import DataLoader, crop_pair
+    data = tiny_dataset()
+    loader = DataLoader(data, batch_size=3, seed=4, augment=policy, crop=(6, 7))
+    loader.set_epoch(2)
+    order, flips, corners = loader.epoch_plan(2)
+    images, masks = next(iter(loader))
+    for served, index in enumerate(order):
+        image, mask = crop_pair(*data[index], (6, 7), corners[index])
+        image, mask = augment_pair(image, mask, example_rng(4, 2, index), policy, flips=flips[index])
+        np.testing.assert_array_equal(images[served], image)
+        np.testing.assert_array_equal(masks[served], mask)
+
+
+def test_true_and_false_still_mean_flip_and_none_and_other_names_are_refused():
+    assert (as_policy(True), as_policy(False), as_policy("standard")) == ("flip", "none", "standard")
+    with pytest.raises(ValueError, match=r"augment must be 'none', 'flip' or 'standard' \(or True/False\), "
+                                         r"got 'heavy'"):
+        as_policy("heavy")

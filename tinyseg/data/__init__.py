@@ -11,7 +11,8 @@
     OutOfTime             the time budget ran out while checking a folder
     read_image            one image file as float32 (C, H, W), exactly, as a viewer shows it
     normalize             (x - mean) / std per channel, with the training images' statistics
-    DataLoader            shuffled, optionally flipped and cropped batches (B, C, H, W), (B, H, W)
+    DataLoader            shuffled, optionally cropped and augmented batches (B, C, H, W), (B, H, W)
+    flip_pair, crop_pair  an image and its mask flipped, or cut to a window, alike (augment.py)
 
 Masks hold class indices; IGNORE_INDEX (255) marks pixels that are left out
 of the loss and the metrics.
@@ -20,7 +21,8 @@ of the loss and the metrics.
 from tinyseg.data.dataset import IGNORE_INDEX, FolderDataset, SegmentationDataset
 from tinyseg.data.folder import load_folder
 from tinyseg.data.images import read_image, read_mask
-from tinyseg.data.loader import DataLoader, collate, crop_pair, flip_pair
+from tinyseg.data.augment import crop_pair, flip_pair
+from tinyseg.data.loader import DataLoader, collate
 from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.data.normalize import normalize
 from tinyseg.data.problems import DataError, OutOfTime

@@ -11,6 +11,8 @@ alike, or the labels would no longer sit on the pixels they describe:
     scale s, then crop       bilinear resize         nearest resize (labels are
                              to (sH, sW), then the   never mixed: halfway between
                              same H x W window       class 1 and 3 is not class 2)
+    crop (the loader's       the h x w window        the same window
+    --crop)                  (crop_pair)
     brightness, contrast     changed                 unchanged
 
 so a mask keeps only labels it had, and an ignored pixel (255) stays ignored.
@@ -30,13 +32,8 @@ Policies (`--augment`):
 
 Why each change only half the time: an example then still often looks as the
 data does (1 in 8 sees none of the three), so the model learns the data
-itself and its variants, rather than only variants. Common trainers give each
-transform its own probability in the same way. Measured on the built-in data
-(10 epochs, `--loss ce+dice --schedule cosine --augment standard`, seed 0):
-0.86 val mIoU with every change always on, 0.92 with this policy; the
-default run (cross-entropy, flips) reaches 0.95. The shapes data does not
-overfit (800 images, train and val loss alike), so augmentation has little
-to cure there and its variety costs epochs; it pays on small real folders.
+itself and its variants, rather than only variants (as common trainers do;
+measured against always-on in benchmarks/results/augmentation.md).
 
 Quarter turns of a non-square image would swap H and W, so images of one
 size would come out in two shapes. For H != W the drawn k is therefore used
@@ -60,7 +57,10 @@ training loader seeds one generator per example and epoch,
 
 so example i of epoch e is augmented the same way in every run, resumed or
 not, whatever order the examples are served in; `augmentation_grid` uses the
-same generators, so its picture shows what training sees.
+same generators, so its picture shows what "standard" training sees. Under
+"flip" the loader passes in the flips it drew for the whole epoch (its
+epoch_plan, from (seed, epoch)), so the picture shows flips as likely as
+training's, not the same ones.
 
 Nothing is modified in place: the results are new arrays or views.
 """
@@ -72,8 +72,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyseg.data.dataset import IGNORE_INDEX
 from tinyseg.data.images import resize_image, resize_mask, scaled_size
-from tinyseg.data.loader import crop_pair, flip_pair
 
 POLICIES = ("none", "flip", "standard")
 APPLY_PROBABILITY = 0.5         # "standard": the chance that each of its three changes is applied
@@ -106,11 +106,28 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def draw_augmentation(rng: np.random.Generator, policy: str) -> Augmentation:
-    """The random numbers of one augmentation under `policy`, always drawn in the same order."""
+def as_policy(augment) -> str:
+    """DataLoader(augment=...) as a policy: a name of POLICIES, or True/False (older callers) for
+    "flip"/"none"."""
+    policy = ("flip" if augment else "none") if isinstance(augment, bool) else augment
+    if policy not in POLICIES:
+        names = ", ".join(map(repr, POLICIES[:-1])) + f" or {POLICIES[-1]!r}"
+        raise ValueError(f"DataLoader: augment must be {names} (or True/False), got {augment!r}")
+    return policy
+
+
+def draw_augmentation(rng: np.random.Generator, policy: str, flips=None) -> Augmentation:
+    """The random numbers of one augmentation under `policy`, always drawn in the same order.
+
+    flips: (horizontal, vertical) for "flip", when they were drawn already (a
+    DataLoader draws a whole epoch's flips at once, in its epoch_plan); None
+    draws them from rng. "standard" always draws its own, first, from rng.
+    """
     check_policy(policy)
     if policy == "none":
         return Augmentation()
+    if policy == "flip" and flips is not None:
+        return Augmentation(horizontal=bool(flips[0]), vertical=bool(flips[1]))
     horizontal, vertical = (rng.random(2) < 0.5).tolist()
     if policy == "flip":
         return Augmentation(horizontal=horizontal, vertical=vertical)
@@ -144,12 +161,45 @@ def apply_augmentation(image: np.ndarray, mask: np.ndarray, augmentation: Augmen
     return image, mask
 
 
-def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, policy: str):
-    """Draw an augmentation from `rng` under `policy` ("none", "flip", "standard") and apply it."""
-    return apply_augmentation(image, mask, draw_augmentation(rng, policy))
+def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, policy: str,
+                 flips=None):
+    """Draw an augmentation from `rng` under `policy` ("none", "flip", "standard") and apply it.
+
+    flips: "flip"'s (horizontal, vertical) when already drawn (see draw_augmentation).
+    """
+    return apply_augmentation(image, mask, draw_augmentation(rng, policy, flips))
 
 
 # ----------------------------------------------------------------- the changes
+def flip_pair(image: np.ndarray, mask: np.ndarray, horizontal: bool, vertical: bool):
+    """Flip an image (C, H, W) and its mask (H, W) the same way."""
+    if horizontal:
+        image, mask = image[:, :, ::-1], mask[:, ::-1]               # mirror the W axis
+    if vertical:
+        image, mask = image[:, ::-1, :], mask[::-1, :]               # mirror the H axis
+    return image, mask
+
+
+def crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int], corner):
+    """The size = (h, w) window of image (C, H, W) and mask (H, W) placed by corner = [u_top, u_left].
+
+    top = floor(u_top * (H - h + 1)), and the same for left. Where the image
+    is smaller than the window it is padded: image 0, mask IGNORE_INDEX.
+    """
+    (height, width), (h, w) = mask.shape, size
+    top = int(corner[0] * (max(height - h, 0) + 1))
+    left = int(corner[1] * (max(width - w, 0) + 1))
+    image = image[:, top:top + h, left:left + w]                      # (C, <=h, <=w)
+    mask = mask[top:top + h, left:left + w]
+    if mask.shape == (h, w):
+        return image, mask
+    padded_image = np.zeros((image.shape[0], h, w), dtype=image.dtype)
+    padded_mask = np.full((h, w), IGNORE_INDEX, dtype=mask.dtype)
+    padded_image[:, :mask.shape[0], :mask.shape[1]] = image
+    padded_mask[:mask.shape[0], :mask.shape[1]] = mask
+    return padded_image, padded_mask
+
+
 def rotate90_pair(image: np.ndarray, mask: np.ndarray, k: int):
     """Turn image (C, H, W) and mask (H, W) by k x 90 degrees counter-clockwise (odd k swaps H, W)."""
     return np.rot90(image, k, axes=(1, 2)), np.rot90(mask, k, axes=(0, 1))

@@ -1,4 +1,4 @@
-"""DataLoader: a dataset cut into shuffled, optionally flipped, batches.
+"""DataLoader: a dataset cut into shuffled, optionally cropped and augmented, batches.
 
 Training sees the data in mini-batches. One epoch is one pass over every
 example, in an order shuffled afresh each epoch:
@@ -6,8 +6,8 @@ example, in an order shuffled afresh each epoch:
     epoch 0:  order 7 2 9 0 4 ...   -> batches [7 2 9 0] [4 ...] ...
     epoch 1:  order 3 8 1 6 0 ...   -> batches [3 8 1 6] [0 ...] ...
 
-Reproducible order. Everything random about epoch e (its order and its
-flips) comes from one generator seeded with the pair (seed, e):
+Reproducible order. Everything random about epoch e (its order, its flips
+and its crops) comes from one generator seeded with the pair (seed, e):
 
     rng = np.random.default_rng([seed, e])
 
@@ -18,15 +18,13 @@ run would have seen: the seed and the epoch, all a checkpoint needs for
 this, are in it already (train.py sets the epoch before every pass). The
 epoch counter moves on by one each time a pass over the loader completes.
 
-Augmentation (augment="flip", or True as before): each example is flipped
-left-right with probability 1/2 and upside-down with probability 1/2. A
-flip moves every pixel, so the mask is flipped with its image, or the
-labels would no longer sit on the pixels they describe. Flips do not change
-what a shape IS, so the model learns that a disc upside-down is still a
-disc. augment="standard" adds quarter turns, scaling and colour (see
-augment.py): example i of epoch e is changed by augment_pair with its own
-generator example_rng(seed, e, i), after the crop, so it too is the same in
-a resumed run. augment="none" (or False) changes nothing.
+Augmentation (augment=, a policy of augment.py, or True/False as before):
+each example is changed, after its crop, by augment.augment_pair, image and
+mask alike. A policy of flips alone takes them from the epoch's plan (each
+example flipped left-right with probability 1/2 and upside-down with
+probability 1/2); a policy that draws more numbers draws all of them, its
+flips too, from the example's own generator example_rng(seed, e, i). Both
+depend on nothing but (seed, e, i), so a resumed run sees the same changes.
 
 Random crops (crop=(h, w)): photographs differ in size and are often too
 large to train on whole, so each example is cut to one h x w window per
@@ -53,6 +51,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tinyseg.data.augment import as_policy, augment_pair, crop_pair, example_rng
 from tinyseg.data.dataset import IGNORE_INDEX
 
 
@@ -77,7 +76,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
-        self.augment = loader_policy(augment)
+        self.augment = as_policy(augment)
         self.drop_last = drop_last
         self.epoch = 0
 
@@ -119,58 +118,15 @@ class DataLoader:
         self.epoch += 1                                              # only after a full pass
 
     def example(self, index: int, flip, corner=None, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Example `index`, cropped at `corner` (when cropping), then augmented by the policy.
+        """Example `index`, cropped at `corner` (when cropping), then augmented under the policy.
 
-        "flip" uses the plan's `flip`; "standard" draws its own numbers from
-        example_rng(seed, epoch, index).
+        flip: the plan's (horizontal, vertical) for this example, used by a
+        policy that only flips; others draw from example_rng(seed, epoch, index).
         """
-        from tinyseg.data.augment import augment_pair, example_rng   # augment.py imports this file
         image, mask = self.dataset[index]                            # (C, H, W), (H, W)
         if self.crop is not None:
             image, mask = crop_pair(image, mask, self.crop, corner)
-        if self.augment == "flip":
-            image, mask = flip_pair(image, mask, horizontal=flip[0], vertical=flip[1])
-        elif self.augment == "standard":
-            image, mask = augment_pair(image, mask, example_rng(self.seed, epoch, index), "standard")
-        return image, mask
-
-
-def loader_policy(augment) -> str:
-    """DataLoader(augment=...): a policy name, or True/False (older callers) for "flip"/"none"."""
-    policy = ("flip" if augment else "none") if isinstance(augment, bool) else augment
-    if policy not in ("none", "flip", "standard"):
-        raise ValueError(f"DataLoader: augment must be 'none', 'flip' or 'standard' (or True/False), "
-                         f"got {augment!r}")
-    return policy
-
-
-def flip_pair(image: np.ndarray, mask: np.ndarray, horizontal: bool, vertical: bool):
-    """Flip an image (C, H, W) and its mask (H, W) the same way."""
-    if horizontal:
-        image, mask = image[:, :, ::-1], mask[:, ::-1]               # mirror the W axis
-    if vertical:
-        image, mask = image[:, ::-1, :], mask[::-1, :]               # mirror the H axis
-    return image, mask
-
-
-def crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int], corner):
-    """The size = (h, w) window of image (C, H, W) and mask (H, W) placed by corner = [u_top, u_left].
-
-    top = floor(u_top * (H - h + 1)), and the same for left. Where the image
-    is smaller than the window it is padded: image 0, mask IGNORE_INDEX.
-    """
-    (height, width), (h, w) = mask.shape, size
-    top = int(corner[0] * (max(height - h, 0) + 1))
-    left = int(corner[1] * (max(width - w, 0) + 1))
-    image = image[:, top:top + h, left:left + w]                      # (C, <=h, <=w)
-    mask = mask[top:top + h, left:left + w]
-    if mask.shape == (h, w):
-        return image, mask
-    padded_image = np.zeros((image.shape[0], h, w), dtype=image.dtype)
-    padded_mask = np.full((h, w), IGNORE_INDEX, dtype=mask.dtype)
-    padded_image[:, :mask.shape[0], :mask.shape[1]] = image
-    padded_mask[:mask.shape[0], :mask.shape[1]] = mask
-    return padded_image, padded_mask
+        return augment_pair(image, mask, example_rng(self.seed, epoch, index), self.augment, flips=flip)
 
 
 def collate(examples) -> tuple[np.ndarray, np.ndarray]:
