@@ -6,7 +6,7 @@ import pytest
 from tinyseg.autograd import no_grad
 from tinyseg.checkpoint import save_checkpoint
 from tinyseg.cli import main
-from tinyseg.complexity import downsampling_period
+from tinyseg.complexity.receptive_fields import downsampling_period, field_reach, receptive_field, round_up
 from tinyseg.data import DataError, normalize
 from tinyseg.models import FCN, SlidingWindow, UNet
 from tinyseg.nn.layers import BatchNorm2d
@@ -64,10 +64,6 @@ def test_tiles_give_the_whole_image_pass(name):
     clear = top_two_gap(whole) > 1e-3
     assert labels.shape == (150, 97)
     assert np.array_equal(labels[clear], whole.argmax(axis=0)[clear])
-
-
-def round_up(value, multiple):
-    return -(-value // multiple) * multiple
 
 
 def test_a_margin_below_the_reach_changes_the_logits():
@@ -192,3 +188,14 @@ def test_cli_reports_bad_inputs_in_one_message(tmp_path, capsys):
     assert err.startswith("tinyseg predict: error: 2 problems in the inputs of predict")
     assert "Traceback" not in err and "missing.jpg: no such file" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_reach_is_about_half_the_receptive_field(name):
+    """A field of f pixels holds its output pixel, so it reaches (f - 1) / 2 each way if centred,
+    and at most f - 1 one way; a chain of 3x3 layers is centred: a field of 2d + 1 reaches d."""
+    net = MODELS[name]().inference_model().eval()
+    reach, field = field_reach(net), receptive_field(net)
+    assert all((f - 1) // 2 <= r <= f - 1 for r, f in zip(reach, field)), (reach, field)
+    if name == "fcn":
+        assert reach == (3, 3) and field == (7, 7)

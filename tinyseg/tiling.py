@@ -1,10 +1,10 @@
 """Labels for an image of any size in bounded memory: run the model on tiles, exactly.
 
-A 3000 x 2000 photograph through the default U-Net in one pass needs 9 GiB
-for the activations. Cutting the image into tiles bounds that,
-but a tile is not a small image: near its border the convolutions see the
-zeros of their padding where the whole image has real pixels. Two facts
-make tiling exact anyway.
+A photograph of a few megapixels through the default U-Net in one pass
+needs gigabytes for its activations. Cutting the image into tiles bounds
+that, but a tile is not a small image: near its border the convolutions
+see the zeros of their padding where the whole image has real pixels. Two
+facts make tiling exact anyway.
 
 1. Each output pixel q depends only on the input pixels within `reach`
    rows and columns of it (the reach is about half the receptive field:
@@ -45,89 +45,25 @@ tile and the whole image, so logits agree to float rounding (~1e-6) and
 labels agree except at near-ties. tests/test_predict.py checks this for
 all three models.
 
-The reach is measured on the model object (`field_reach`), the way
-complexity.receptive_field measures the field: on its positive twin (all
-weights 1), raise one input row by a huge amount and see which output rows
-move. Cost for the default U-Net: two forward passes on 8 small images,
-~1 s, paid once per model and only for images larger than a tile.
+The reach and the period are measured on the model object, beside the
+receptive field, in complexity/receptive_fields.py (`field_reach`: on the
+model's positive twin, raise one input row and see which output rows move;
+`downsampling_period`), once per model and only for images larger than a
+tile. This file only cuts, runs and pastes tiles.
 
 Memory: one tile's activations, the image, its padded copy and the (H, W)
 label map; the logits of the whole image are never held. For the default
 U-Net a 512-pixel core with 56-pixel margins makes tiles of at most
-624 x 624: a 3000 x 2000 photo peaks at 0.75 GiB (9 GiB in one pass).
+624 x 624 (the peak against one pass: benchmarks/results/tiling.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinyseg import backend
-from tinyseg.autograd import no_grad
-from tinyseg.complexity import downsampling_period
-from tinyseg.complexity.receptive_fields import positive_twin
-from tinyseg.tensor import Tensor
+from tinyseg.complexity.receptive_fields import downsampling_period, field_reach, round_up
 
-TILE_SIZE = 512          # core side in pixels (measured: see the end of the docstring)
-BUMP = 1e100             # added to one input row: any output it reaches jumps above BUMP / 1e10
-LARGEST_REACH = 4096
-
-
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def field_reach(model) -> tuple[int, int]:
-    """(rows, cols): how far from an output pixel the input pixels it depends on can be.
-
-    On the positive twin, a batch of images of ones, image i with one row
-    r_i raised by BUMP, one image per position r_i of a period of the
-    pooling grid (1 row for an FCN, 8 for a U-Net of depth 3). The output
-    rows q that jump are those that depend on row r_i; the reach is the
-    largest |q - r_i|. The images are a period wide and `size` rows tall,
-    doubled until the rows that jump stay in the middle half, far from the
-    borders. Columns likewise, on images turned the other way.
-    """
-    twin = positive_twin(model)
-    device = backend.device_of(next(twin.parameters()).data)
-    period = downsampling_period(model)
-    reach = []
-    for axis in (0, 1):
-        size = round_up(256, period[axis])                         # 4x the default U-Net's reach
-        while size <= LARGEST_REACH * 4:
-            found = reach_along(twin, axis, size, period, device)
-            if found is not None:
-                reach.append(found)
-                break
-            size *= 2
-        else:
-            raise ValueError(f"field_reach: {type(model).__name__} sees more than "
-                             f"{LARGEST_REACH} pixels away")
-    return reach[0], reach[1]
-
-
-def reach_along(twin, axis: int, size: int, period: tuple, device: str):
-    """The reach along `axis` measured on images `size` long, or None if too short to tell."""
-    count = period[axis]
-    shape = (size, period[1]) if axis == 0 else (period[0], size)
-    images = np.ones((count, twin.in_channels) + shape)                  # (count, C, h, w)
-    bumped = size // 2 + np.arange(count)                                # r_i: one period
-    for i, row in enumerate(bumped):
-        if axis == 0:
-            images[i, :, row, :] += BUMP
-        else:
-            images[i, :, :, row] += BUMP
-    with no_grad():
-        out = backend.to_numpy(twin(Tensor(images, device=device)).data)   # (count, K, h, w)
-    other = 3 if axis == 0 else 2
-    moved = out.max(axis=(1, other)) > BUMP / 1e10                       # (count, size)
-    lines = np.arange(size)
-    reach = 0
-    for i, row in enumerate(bumped):
-        hit = lines[moved[i]]
-        if hit.min() < size // 4 or hit.max() >= size - size // 4:
-            return None                                                  # near a border
-        reach = max(reach, int(np.abs(hit - row).max()))
-    return reach
+TILE_SIZE = 512          # core side in pixels (the memory it bounds: benchmarks/results/tiling.md)
 
 
 def tile_margin(model) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""The receptive field: how many input pixels one output pixel can see, measured.
+"""The receptive field: how many input pixels one output pixel can see, and how far, measured.
 
 An output pixel of a convolutional network depends on a window of the input:
 3 x 3 after one 3x3 convolution, 5 x 5 after two, and much more once pooling
@@ -10,7 +10,11 @@ number by the textbook formula for a plain chain of layers, and the tests
 hold the two equal.
 
 `downsampling_period` (the product of all strides) says after how many
-pixels a model repeats itself; predict's tiling uses it too.
+pixels a model repeats itself, and `field_reach` how far from an output
+pixel the input pixels it depends on can be (about half the field: 51 rows
+for the default U-Net, whose field is 100). Tiling needs both: its tiles
+start on the period's grid and reach at least that far past their cores
+(tiling.py); the report states the field (comparison.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tinyseg.nn.layers import BatchNorm2d, Linear, MaxPool2d
 from tinyseg.tensor import Tensor
 
 DELTA = 1e100          # the perturbation: far larger than any value the positive twin computes
+LARGEST_REACH = 4096   # field_reach gives up beyond this many pixels
 
 
 def positive_twin(model):
@@ -127,6 +132,11 @@ def downsampling_period(model) -> tuple:
     return tuple(period)
 
 
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` that is >= value (a side rounded up to the period)."""
+    return -(-value // multiple) * multiple
+
+
 def receptive_field(model, start_size: int = 32, max_size: int = 4096) -> tuple:
     """(rows, cols): how many input rows and columns one output pixel depends on, measured.
 
@@ -158,6 +168,60 @@ def receptive_field(model, start_size: int = 32, max_size: int = 4096) -> tuple:
             return int(rows.max()), int(cols.max())
         size *= 2
     raise ValueError(f"receptive_field: larger than {max_size} pixels")
+
+
+def field_reach(model) -> tuple[int, int]:
+    """(rows, cols): how far from an output pixel the input pixels it depends on can be.
+
+    On the positive twin, a batch of images of ones, image i with one row
+    r_i raised by DELTA, one image per position r_i of a period of the
+    pooling grid (1 row for an FCN, 8 for a U-Net of depth 3). The output
+    rows q that jump are those that depend on row r_i; the reach is the
+    largest |q - r_i|. The images are a period wide and `size` rows tall,
+    doubled until the rows that jump stay in the middle half, far from the
+    borders. Columns likewise, on images turned the other way.
+    """
+    twin = positive_twin(model)
+    device = backend.device_of(next(twin.parameters()).data)
+    period = downsampling_period(model)
+    reach = []
+    for axis in (0, 1):
+        size = round_up(256, period[axis])                         # 4x the default U-Net's reach
+        while size <= LARGEST_REACH * 4:
+            found = reach_along(twin, axis, size, period, device)
+            if found is not None:
+                reach.append(found)
+                break
+            size *= 2
+        else:
+            raise ValueError(f"field_reach: {type(model).__name__} sees more than "
+                             f"{LARGEST_REACH} pixels away")
+    return reach[0], reach[1]
+
+
+def reach_along(twin, axis: int, size: int, period: tuple, device: str):
+    """The reach along `axis` measured on images `size` long, or None if too short to tell."""
+    count = period[axis]
+    shape = (size, period[1]) if axis == 0 else (period[0], size)
+    images = np.ones((count, twin.in_channels) + shape)                  # (count, C, h, w)
+    bumped = size // 2 + np.arange(count)                                # r_i: one period
+    for i, row in enumerate(bumped):
+        if axis == 0:
+            images[i, :, row, :] += DELTA
+        else:
+            images[i, :, :, row] += DELTA
+    with no_grad():
+        out = backend.to_numpy(twin(Tensor(images, device=device)).data)   # (count, K, h, w)
+    other = 3 if axis == 0 else 2
+    moved = out.max(axis=(1, other)) > DELTA / 1e10                      # (count, size)
+    lines = np.arange(size)
+    reach = 0
+    for i, row in enumerate(bumped):
+        hit = lines[moved[i]]
+        if hit.min() < size // 4 or hit.max() >= size - size // 4:
+            return None                                                  # near a border
+        reach = max(reach, int(np.abs(hit - row).max()))
+    return reach
 
 
 def chain_receptive_field(model) -> tuple:
