@@ -12,8 +12,8 @@ For naive (SlidingWindow), FCN and U-Net at 32, 64, 128 and 256 pixels square:
                 naive model batch 1, see NAIVE_TRAIN_BATCH, and up to 128 pixels
                 unless --naive-256): ms per step
 
-each run by tinyseg (NumPy) and by its PyTorch twin (tinyseg.interop.to_torch: the
-same layers and weights) on the CPU, and by both again on the GPU (CuPy, CUDA)
+each run by tinyseg (NumPy) and by its PyTorch twin (steps.py: the same
+layers and weights) on the CPU, and by both again on the GPU (CuPy, CUDA)
 when one is usable. Ratios are tinyseg / PyTorch on one device (lower is
 better, 1 = as fast) and CPU / GPU for one framework (the GPU's speed-up).
 
@@ -31,22 +31,15 @@ Memory, in MiB:
                 GPU: how far the memory pool grew (CuPy's pool, PyTorch's cache)
     numpy       tinyseg on the CPU: tracemalloc's peak of NumPy arrays held at once
 
-The U-Net step (--unet-step): base 16, depth 3, batch 8, 3x128x128, in four
-variants (UNET_VARIANTS: with and without batch norm, Adam and SGD; the CPU
-speed issue asks for at most 1.8x PyTorch on each). The two frameworks
-alternate step by step in one run; each one's memory is measured in a fresh
-Python process (peak RSS growth of its first and second step) so the
-numbers are comparable. The Markdown report is report.py's.
+The U-Net step (--unet-step) against PyTorch, in four variants, is
+bench_unet_step.py's. The Markdown report is report.py's.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 
@@ -55,23 +48,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tinyseg  # noqa: E402
-import tinyseg.functional as F  # noqa: E402
-from tinyseg import backend, optim  # noqa: E402
 from tinyseg.models import build_model  # noqa: E402
+from bench_unet_step import QUICK_UNET_STEP, UNET_STEP, UNET_VARIANTS, unet_step  # noqa: E402
 from common import (gpu_stamp, growth_exponent, library_versions, lookup,  # noqa: E402
                     machine_stamp, median_ms, peak_extra_mib, peak_rss_growth_mib, progress,
-                    repeats_within, settle, threads_stamp, torch)
+                    repeats_within, threads_stamp)
 from report import markdown  # noqa: E402
+from steps import CONFIGS, STEPS, gpu_pool_growth_mib, make_batch, synchronizer, targets  # noqa: E402
 
-if torch is not None:
-    from tinyseg.interop import to_torch  # noqa: E402
-
-CONFIGS = {
-    "naive": dict(name="naive", in_channels=3, num_classes=4, window=15, width=16),
-    "fcn": dict(name="fcn", in_channels=3, num_classes=4, width=32, depth=4),
-    "unet": dict(name="unet", in_channels=3, num_classes=4, base_channels=16, depth=3),
-}
 MODES = ("inference", "train")
 SIZES = (32, 64, 128, 256)
 QUICK_SIZES = (8, 16)
@@ -79,133 +63,14 @@ NAIVE_TRAIN_MAX_SIZE = 128  # larger naive training steps only with --naive-256 
 BATCH = {"inference": 1, "train": 4}
 MODEL_REPEAT = 5           # most timed repeats per model case (--repeat)
 NAIVE_TRAIN_BATCH = 1      # the naive graph keeps every window's activations: ~60 KB per pixel
-UNET_STEP = dict(size=128, batch=8, repeat=5)
-QUICK_UNET_STEP = dict(size=16, batch=2, repeat=1)
-# The U-Net step's variants: (name, batch_norm, optimizer). Both frameworks use
-# Adam(lr=1e-3) or SGD(lr=0.01, momentum=0.9).
-UNET_VARIANTS = {"adam": (False, "adam"), "sgd": (False, "sgd"),
-                 "bn+adam": (True, "adam"), "bn+sgd": (True, "sgd")}
-OPTIMIZERS = {"adam": dict(lr=1e-3), "sgd": dict(lr=0.01, momentum=0.9)}
 
 
-# ----------------------------------------------------------- what runs where
-
-def targets(use_torch: bool = True, use_gpu: bool = True):
-    """The (framework, device) pairs this machine can run, and a note for each one it cannot."""
-    found, notes = [("tinyseg", "cpu")], []
-    if use_torch and torch is None:
-        notes.append("PyTorch is not installed: no PyTorch columns (pip install torch)")
-    if use_torch and torch is not None:
-        found.append(("pytorch", "cpu"))
-    if not use_gpu:
-        notes.append("GPU skipped (--no-gpu)")
-        return found, notes
-    if tinyseg.cuda_available():
-        found.append(("tinyseg", "cuda"))
-    else:
-        notes.append(f"no GPU for tinyseg: CuPy or a CUDA device is missing ({backend.INSTALL_HINT})")
-    if use_torch and torch is not None and torch.cuda.is_available():
-        found.append(("pytorch", "cuda"))
-    elif use_torch and torch is not None:
-        notes.append("no GPU for PyTorch: torch.cuda.is_available() is False")
-    return found, notes
-
+# ----------------------------------------------------------- one case
 
 def batch_size(name: str, mode: str, train_batch: int) -> int:
     if mode == "inference":
         return BATCH["inference"]
     return NAIVE_TRAIN_BATCH if name == "naive" else train_batch
-
-
-def make_batch(batch: int, size: int, num_classes: int, seed: int = 0):
-    """Random images (batch, 3, size, size) float32 and labels (batch, size, size) int64."""
-    rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
-    labels = rng.integers(0, num_classes, (batch, size, size))
-    return images, labels
-
-
-def tinyseg_step(config: dict, mode: str, images, labels, device: str, optimizer: str = "adam"):
-    """(model, run): run() does one inference pass or one training step of tinyseg's model."""
-    model = build_model(config).to(device)
-    x = tinyseg.Tensor(images, device=device)
-    if mode == "inference":
-        model.eval()
-
-        def run():
-            with tinyseg.no_grad():
-                return model(x)
-        return model, run
-    y = backend.to_device(labels, device)
-    optimizer = {"adam": optim.Adam, "sgd": optim.SGD}[optimizer](model.parameters(), **OPTIMIZERS[optimizer])
-
-    def run():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return model, run
-
-
-def torch_step(config: dict, mode: str, images, labels, device: str, optimizer: str = "adam"):
-    """(model, run) for the PyTorch twin, holding the same initial weights as tinyseg's model."""
-    model = to_torch(build_model(config)).to(device)
-    x = torch.from_numpy(images).to(device)
-    if mode == "inference":
-        model.eval()
-
-        def run():
-            with torch.no_grad():
-                return model(x)
-        return model, run
-    y = torch.from_numpy(labels).to(device)
-    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer](model.parameters(),
-                                                                              **OPTIMIZERS[optimizer])
-
-    def run():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return model, run
-
-
-STEPS = {"tinyseg": tinyseg_step, "pytorch": torch_step}
-
-
-def synchronizer(framework: str, device: str):
-    """The function that waits for queued GPU work (None on the CPU, where calls are synchronous)."""
-    if device == "cpu":
-        return None
-    if framework == "tinyseg":
-        return lambda: backend.synchronize("cuda")
-    return torch.cuda.synchronize
-
-
-def gpu_pool_growth_mib(framework: str, fn) -> float:
-    """How far the GPU memory pool grew while fn() ran, in MiB: CuPy's pool, or PyTorch's cache.
-
-    Both keep freed blocks for reuse, so the pool's growth from an emptied
-    start is the most the step held at once (plus rounding to block sizes).
-    """
-    if framework == "tinyseg":
-        import cupy  # only reached on a GPU; tinyseg itself asks tinyseg.backend
-        pool = cupy.get_default_memory_pool()
-        backend.synchronize("cuda")
-        pool.free_all_blocks()
-        start = pool.total_bytes()
-        fn()
-        backend.synchronize("cuda")
-        return (pool.total_bytes() - start) / 2**20
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    start = torch.cuda.memory_reserved()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_reserved() - start) / 2**20
 
 
 def show_chunks(model, chunks: int, description: str) -> None:
@@ -224,8 +89,6 @@ def show_chunks(model, chunks: int, description: str) -> None:
         return original(patches)
     model.forward_patches = forward_patches
 
-
-# ----------------------------------------------------------- one case
 
 def measure(name: str, mode: str, size: int, framework: str, device: str, train_batch: int = 4,
             budget_s: float = 3.0, max_repeat: int = 5) -> dict:
@@ -326,79 +189,6 @@ def growth_fits(rows: list) -> list:
                          b_two_largest=b_last, sizes=[r["size"] for r in group]))
     return fits
 
-
-# ----------------------------------------------------------- the U-Net training step
-
-def unet_config(variant: str) -> tuple:
-    """(model config, optimizer name) of a U-Net step variant (see UNET_VARIANTS)."""
-    batch_norm, optimizer = UNET_VARIANTS[variant]
-    return dict(CONFIGS["unet"], batch_norm=batch_norm), optimizer
-
-
-def unet_step(size: int = 128, batch: int = 8, repeat: int = 5, use_torch: bool = True,
-              use_gpu: bool = True, probes: bool = True, variant: str = "adam") -> dict:
-    """tinyseg's U-Net training step against PyTorch's, side by side; time and memory."""
-    config, optimizer = unet_config(variant)
-    images, labels = make_batch(batch, size, config["num_classes"])
-    found, notes = targets(use_torch, use_gpu)
-    result = dict(variant=variant, config=config, optimizer=optimizer, size=size, batch=batch,
-                  repeat=repeat, notes=notes, devices={})
-    for device in ("cpu", "cuda"):
-        frameworks = [framework for framework, where in found if where == device]
-        if not frameworks:
-            continue
-        runs = {fw: STEPS[fw](config, "train", images, labels, device, optimizer)[1] for fw in frameworks}
-        syncs = {fw: synchronizer(fw, device) for fw in frameworks}
-        times = {fw: [] for fw in frameworks}
-        for fw in frameworks:                                     # warm up both
-            median_ms(runs[fw], repeat=1, warmup=0, sync=syncs[fw])
-        for _ in progress(range(repeat), desc=f"U-Net step {variant} {device}", unit="step", leave=False):
-            for fw in frameworks:                                 # alternate: the same machine load
-                settle()                                          # the other one's threads go idle
-                times[fw].append(median_ms(runs[fw], repeat=1, warmup=0, sync=syncs[fw]))
-        entry = {f"{fw}_ms": statistics.median(times[fw]) for fw in frameworks}
-        if len(frameworks) == 2:
-            entry["ratio"] = entry["tinyseg_ms"] / entry["pytorch_ms"]
-        if device == "cpu":
-            entry["tinyseg_tracemalloc_MiB"] = peak_extra_mib(runs["tinyseg"])
-            if probes:
-                for fw in progress(frameworks, desc="U-Net step memory, fresh processes", leave=False):
-                    entry[f"{fw}_rss"] = rss_probe(fw, size, batch, variant)
-        else:
-            for fw in frameworks:
-                entry[f"{fw}_pool_MiB"] = gpu_pool_growth_mib(fw, runs[fw])
-        result["devices"][device] = entry
-        del runs
-        gc.collect()
-    return result
-
-
-def rss_probe(framework: str, size: int, batch: int, variant: str) -> dict:
-    """Peak RSS growth of the U-Net step, measured in a fresh Python process (see memory_probe)."""
-    command = [sys.executable, os.path.abspath(__file__), "--memory-probe", framework,
-               "--size", str(size), "--batch", str(batch), "--variant", variant]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def memory_probe(framework: str, size: int, batch: int, variant: str) -> None:
-    """In a fresh process: print (as JSON) how far RSS rose in the first and the second step.
-
-    The first step also pays one-time costs (optimizer state, library caches);
-    the second reuses memory the allocator kept from the first, so the truth
-    for a long training run lies between the two.
-    """
-    config, optimizer = unet_config(variant)
-    images, labels = make_batch(batch, size, config["num_classes"])
-    _, run = STEPS[framework](config, "train", images, labels, "cpu", optimizer)
-    gc.collect()
-    first = peak_rss_growth_mib(run)
-    second = peak_rss_growth_mib(run)
-    print(json.dumps(dict(framework=framework, first_step_MiB=first, second_step_MiB=second)))
-
-
 # ----------------------------------------------------------- the command line
 
 def stamp(results: dict) -> str:
@@ -459,14 +249,7 @@ def run(args) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    parser.add_argument("--memory-probe", choices=list(STEPS), help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, default=UNET_STEP["size"], help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, default=UNET_STEP["batch"], help=argparse.SUPPRESS)
-    parser.add_argument("--variant", choices=list(UNET_VARIANTS), default="adam", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.memory_probe:
-        return memory_probe(args.memory_probe, args.size, args.batch, args.variant)
-    results = run(args)
+    results = run(parser.parse_args(argv))
     print(markdown(results))
     return results
 

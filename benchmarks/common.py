@@ -45,9 +45,8 @@ def settle() -> None:
 
     After a parallel call, OpenBLAS's and PyTorch's OpenMP worker threads
     busy-wait for new work for up to about 0.1 s. On a 2-core machine the
-    framework timed next would share the cores with them; measured here, that
-    doubled tinyseg's U-Net step right after a PyTorch step. The pause is
-    not timed.
+    framework timed next would share the cores with them (what that cost:
+    benchmarks/results/timing_method.md). The pause is not timed.
     """
     time.sleep(SETTLE_S)
 

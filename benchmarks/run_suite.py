@@ -13,7 +13,8 @@ Writes under --out (default benchmarks/results/):
     cpu_vs_gpu.png       bars: CPU against GPU, tinyseg against PyTorch (with a GPU)
     frameworks.png       the same bars without a GPU: tinyseg against PyTorch on the CPU
 
-What is measured and how: see bench_models.py. The options are the same.
+What is measured and how: see bench_models.py and bench_unet_step.py. The options are
+bench_models.py's.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, BENCHMARKS)
 
 import bench_models  # noqa: E402
+import bench_unet_step  # noqa: E402
 import report  # noqa: E402
 from common import cpu_model, growth_exponent  # noqa: E402
 
@@ -105,10 +106,11 @@ def test_tables_without_pytorch_or_gpu():
 
 
 def test_the_benchmark_scripts_import_in_a_line_not_a_cycle():
-    """common <- report <- bench_models <- run_suite: no module imports one that imports it."""
+    """common <- steps <- bench_unet_step <- bench_models <- run_suite, and report beside: no
+    module imports one that imports it."""
     import ast
     imported = {}
-    for name in ("common", "report", "bench_models", "run_suite", "bench_ops"):
+    for name in ("common", "report", "steps", "bench_unet_step", "bench_models", "run_suite", "bench_ops"):
         with open(os.path.join(BENCHMARKS, name + ".py")) as file:
             tree = ast.parse(file.read())
         imported[name] = {node.module if isinstance(node, ast.ImportFrom) else alias.name
@@ -120,8 +122,9 @@ def test_the_benchmark_scripts_import_in_a_line_not_a_cycle():
 
 
 def test_unet_step_variants_cover_batch_norm_and_both_optimizers():
-    assert {bench_models.unet_config(v)[0]["batch_norm"] for v in bench_models.UNET_VARIANTS} == {True, False}
-    assert {bench_models.unet_config(v)[1] for v in bench_models.UNET_VARIANTS} == {"adam", "sgd"}
+    variants = bench_unet_step.UNET_VARIANTS
+    assert {bench_unet_step.unet_config(v)[0]["batch_norm"] for v in variants} == {True, False}
+    assert {bench_unet_step.unet_config(v)[1] for v in variants} == {"adam", "sgd"}
 
 
 def test_naive_training_above_128_is_skipped_by_default_and_reported(monkeypatch):
