@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 
@@ -13,6 +11,7 @@ from tinyseg.complexity import (
     activation_bytes, chain_receptive_field, count_macs, count_parameters,
     dense_parameter_count, forward_cost, receptive_field, trace, window_cost,
 )
+from tinyseg.complexity.counting import ResultArrays, weak_reference
 from tinyseg.models import FCN, SlidingWindow, UNet, build_model
 
 FLOAT32 = 4  # bytes
@@ -123,7 +122,8 @@ def test_every_recorded_operation_has_a_mac_rule():
     # The lists hold exactly the names the operators record: renaming one (or adding an
     # operator the lists miss) fails here, and count_macs refuses it rather than counting 0.
     loss = graph_of_every_operation()
-    recorded = {node.op for node in autograd.topological_order(loss) if node.parents}
+    recorded = {entry.op for entry in autograd.topological_order(loss)
+                if isinstance(entry, autograd.Node)}
     assert recorded == (set(complexity.MAC_OPS) | complexity.NO_MACS) - {"to"}
     assert count_macs(loss) > 0
 
@@ -179,9 +179,11 @@ def test_activation_bytes_of_one_convolution_by_hand():
 
 def test_activation_bytes_count_a_view_once_and_relu_apart():
     conv = nn.Conv2d(3, 8, 3, padding=1)
-    y = conv(zeros(1, 3, 10, 12))
-    assert activation_bytes(y.reshape(8, 120).transpose(1, 0)) == 8 * 120 * FLOAT32   # views
-    assert activation_bytes(y.relu()) == 2 * 8 * 120 * FLOAT32                        # a new array
+    with ResultArrays() as results:
+        y = conv(zeros(1, 3, 10, 12))
+        views, relu = y.reshape(8, 120).transpose(1, 0), y.relu()
+    assert activation_bytes(views, results) == 8 * 120 * FLOAT32                       # views
+    assert activation_bytes(relu, results) == 2 * 8 * 120 * FLOAT32                   # a new array
     double = nn.Conv2d(3, 8, 3, padding=1, dtype=np.float64)
     assert trace(double, zeros(1, 3, 10, 12, dtype=np.float64))[1] == 8 * 120 * 8
 
@@ -194,6 +196,17 @@ def test_activation_bytes_of_a_tiny_fcn_and_one_window_by_hand():
     naive = SlidingWindow(in_channels=2, num_classes=3, window=7, width=3, depth=2)
     # ReLU outputs of 3 x 5 x 5 and 3 x 3 x 3, flatten (a view of the second), 3 logits
     assert window_cost(naive)[1] == (75 + 27 + 3) * FLOAT32
+
+
+def test_result_arrays_keep_nothing_alive():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    with ResultArrays() as results:
+        loss = nn.Sequential(nn.ReLU())(x * 2.0).sum()            # mul's result: read by no backward
+    mul = loss.node.parents[0].parents[0]
+    assert results.array(mul) is None and results.array(loss.node) is loss.data
+    assert results.operations == [] and results.module_outputs == []
+    assert results.array(x) is None                              # a leaf is no recorded result
+    assert weak_reference(3) is None                             # a type that takes no weak reference
 
 
 def test_forward_cost_leaves_batch_norm_statistics_and_mode_alone():
@@ -318,12 +331,10 @@ def test_report_rows_agree_with_the_built_models(small_report):
 
 
 def test_run_prints_the_table_and_the_dense_layer_block(capsys):
-    parser = argparse.ArgumentParser()
-    complexity.add_arguments(parser)
-    args = parser.parse_args(["--size", "16", "20", "--in-channels", "2", "--classes", "3",
-                              "--width", "4", "--depth", "2", "--base-channels", "2",
-                              "--window", "7", "--naive-depth", "2"])
-    assert complexity.run(args) == 0
+    from tinyseg.cli import main
+    assert main(["complexity", "--size", "16", "20", "--in-channels", "2", "--classes", "3",
+                 "--width", "4", "--depth", "2", "--base-channels", "2",
+                 "--window", "7", "--naive-depth", "2"]) == 0
     text = capsys.readouterr().out
     assert "16 x 20" in text
     for expected in ["naive as FCN", "U-Net", "44 x 44", "320,000,041", "1,321", "shares one small kernel",

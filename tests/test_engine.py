@@ -17,6 +17,7 @@ from strategies import (arrays_and_axes, arrays_and_new_shapes, arrays_to_cat, a
                         bounded_arrays, broadcastable_shapes, matmul_shapes, normal_arrays,
                         positive_arrays, shapes)
 from tinyseg import GradcheckError, Tensor, cat, gradcheck, no_grad
+from tinyseg.complexity.counting import ResultArrays
 
 
 def leaf(array) -> Tensor:
@@ -290,18 +291,21 @@ def test_backward_twice_accumulates_like_pytorch_with_retain_graph():
 
 
 def test_the_graph_keeps_only_the_results_backward_reads():
-    """A Node holds its result weakly: a result nobody reads in backward is freed at once,
-    as in PyTorch, and backward still gives the right gradients."""
+    """A Node holds no result: a result nobody reads in backward is freed at once, as in
+    PyTorch, and backward still gives the right gradients. (ResultArrays, a recording, keeps
+    a weak reference to each result's array, to see which ones live on.)"""
     x = leaf(np.linspace(-1, 1, 6).reshape(2, 3))
     w = tinyseg.Tensor(np.arange(6.0).reshape(3, 2) / 6, requires_grad=True)
-    loss = ((x @ w) + 1.0).relu().sum()          # matmul -> add -> relu -> sum, nothing named
+    with ResultArrays() as results:
+        loss = ((x @ w) + 1.0).relu().sum()      # matmul -> add -> relu -> sum, nothing named
     relu = loss.node.parents[0]
     add = relu.parents[0]
     matmul = add.parents[0]
     assert (relu.op, add.op, matmul.op) == ("relu", "add", "matmul")
-    assert relu.array() is not None               # relu's backward reads its output
-    assert add.array() is None and matmul.array() is None   # relu reads not its input, add no operand
-    assert add.shape == (2, 2) and add.size == 4  # the shape stays, for pictures and counts
+    assert results.array(relu) is not None        # relu's backward reads its output
+    assert results.array(add) is None and results.array(matmul) is None   # relu reads not its input
+    assert add.shape == (2, 2)                    # the shape stays, for pictures and counts
+    assert set(vars(add)) == {"parents", "backward_fn", "op", "shape", "retained"}   # and no more
     loss.backward()
     h = x.data @ w.data + 1.0
     np.testing.assert_allclose(w.grad, x.data.T @ (h > 0).astype(float))
@@ -310,10 +314,11 @@ def test_the_graph_keeps_only_the_results_backward_reads():
 
 def test_a_named_intermediate_stays_alive_and_can_retain_its_gradient():
     x = leaf([1.0, -2.0, 3.0])
-    h = x * 2.0
-    h.retain_grad()
-    loss = h.relu().sum()
-    assert h.node.array() is h.data
+    with ResultArrays() as results:
+        h = x * 2.0
+        h.retain_grad()
+        loss = h.relu().sum()
+    assert results.array(h.node) is h.data and h.node.retained() is h   # held by the caller only
     loss.backward()
     np.testing.assert_array_equal(h.grad, [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(x.grad, [2.0, 0.0, 2.0])
@@ -322,10 +327,11 @@ def test_a_named_intermediate_stays_alive_and_can_retain_its_gradient():
 def test_a_tensor_knows_its_node_and_a_leaf_has_none():
     x = leaf([1.0, 2.0])
     y = x * 3.0
-    assert x.node is None and x.parents == () and x.op == "" and x.backward_fn is None
-    assert y.node.op == y.op == "mul" and y.parents == y.node.parents and y.parents[0] is x
-    assert (y * y).parents == (y.node, y.node)    # an intermediate parent is its Node
-    assert tinyseg.autograd.weak_reference(3) is None   # a type that takes no weak reference
+    assert x.node is None and "requires_grad=True" in repr(x)
+    assert y.node.op == "mul" and "op=mul" in repr(y)
+    assert y.node.parents[0] is x                 # a leaf parent is its own graph entry
+    assert (y * y).node.parents == (y.node, y.node)   # an intermediate parent is its Node
+    assert tinyseg.autograd.topological_order(y) == [x, y.node]
 
 
 def test_two_leaves_never_share_one_gradient_array():
@@ -341,7 +347,7 @@ def test_no_grad_builds_no_graph():
         assert not tinyseg.is_grad_enabled()
         y = (x * 2.0).exp().sum()
     assert tinyseg.is_grad_enabled()
-    assert not y.requires_grad and y.parents == () and y.backward_fn is None
+    assert not y.requires_grad and y.node is None
     with pytest.raises(RuntimeError, match="does not require grad"):
         y.backward()
 
@@ -386,7 +392,7 @@ def test_backward_with_an_explicit_gradient_is_a_vector_jacobian_product():
 def test_detach_keeps_the_values_and_cuts_the_graph():
     x = leaf([1.0, 2.0])
     d = (x * 3.0).detach()
-    assert not d.requires_grad and d.parents == ()
+    assert not d.requires_grad and d.node is None
     np.testing.assert_array_equal(d.numpy(), [3.0, 6.0])
     (x * d).sum().backward()                                          # d is a constant here
     np.testing.assert_array_equal(x.grad, [3.0, 6.0])
@@ -394,7 +400,7 @@ def test_detach_keeps_the_values_and_cuts_the_graph():
 
 def test_operations_on_tensors_without_grad_record_nothing():
     y = Tensor([1.0, 2.0]) * 2.0
-    assert not y.requires_grad and y.parents == ()
+    assert not y.requires_grad and y.node is None
 
 
 # ----------------------------------------------------------------- gradcheck itself

@@ -1,9 +1,10 @@
 """recording.Recording: what a forward pass reports while a recording is on, and nothing when off."""
 
 import numpy as np
+import pytest
 
 import tinyseg.functional as F
-from tinyseg import no_grad, recording
+from tinyseg import cat, nn, no_grad, recording
 from tinyseg.models import FCN, UNet
 from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
@@ -41,3 +42,37 @@ def test_nothing_is_recorded_when_off():
     (x * x).sum()
     assert not recording.is_recording()
     assert recording._recordings == []
+
+
+def test_each_operation_names_the_innermost_module_running():
+    conv = nn.Conv2d(1, 1, 3)
+    block = nn.Sequential(conv, nn.ReLU())
+    with Recording() as seen:
+        y = block(Tensor(np.zeros((1, 1, 5, 5), dtype=np.float32)))
+        assert recording._running_modules == []                    # popped after forward
+        with pytest.raises(ValueError):
+            conv(Tensor(np.zeros((1, 2, 5, 5), dtype=np.float32)))   # wrong channels
+        assert recording._running_modules == []                    # popped after an error too
+        cat([y, y], axis=1)                                        # made outside any module
+    assert [(o.op, o.module) for o in seen.operations] == [("conv2d", conv), ("relu", block[1]),
+                                                           ("cat", None)]
+
+
+class Probe(nn.Module):
+    """Notes the modules running while its forward() runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(list(recording._running_modules))
+        return x
+
+
+def test_modules_are_tracked_only_while_a_recording_is_on():
+    probe = Probe()
+    probe(Tensor(np.ones(2)))                      # no recording: Module.__call__ just runs forward
+    with Recording():
+        probe(Tensor(np.ones(2)))
+    assert probe.seen == [[], [probe]]

@@ -1,7 +1,8 @@
 """Reverse-mode automatic differentiation: the walk backwards through the graph.
 
 Every Tensor made by an operation points to a `Node` (`tensor.node`): the
-operation's `parents` (the tensors it was computed from) and a `backward_fn`
+operation's `parents` (the entries of the tensors it was computed from: their
+Nodes, or the leaf Tensors themselves) and a `backward_fn`
 that turns the gradient of the loss with respect to the result into
 gradients with respect to each parent (the chain rule for that one
 operation). Operators write those two things side by side; this module
@@ -25,9 +26,6 @@ tensors are dropped after use unless `retain_grad()` was called on them.
 """
 
 from __future__ import annotations
-
-import math
-import weakref
 
 _grad_enabled = True
 
@@ -54,94 +52,51 @@ class no_grad:
         _grad_enabled = self._previous
 
 
-# ----------------------------------------------------------------- which module is running
-_module_stack = []   # the Modules whose forward() is running now, outermost first
-
-
-def current_module():
-    """The innermost Module whose forward() is running, or None outside every module.
-
-    Tensor.from_op records it on each new graph node (`tensor.module`), so a
-    picture of the graph (tinyseg/graph.py) can group operations by the layer,
-    block or U-Net level that made them. Backward never looks at it.
-    """
-    return _module_stack[-1] if _module_stack else None
-
-
-class module_scope:
-    """Context manager that Module.__call__ wraps around forward(): `module` is running."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        _module_stack.append(self.module)
-
-    def __exit__(self, *exc_info):
-        _module_stack.pop()
-
-
 # ----------------------------------------------------------------- the graph
 class Node:
-    """One recorded operation: the graph's entry for a result, without the result's array.
+    """One recorded operation: the graph's entry for a result, and no more than backward needs.
 
     Tensor.from_op makes a Node for every result that needs a gradient, and
-    the result points to it (`tensor.node`). The Node holds what backward needs:
+    the result points to it (`tensor.node`). The Node holds:
 
-        parents       the inputs' entries: their Nodes, or the leaf Tensors themselves
+        parents       the inputs' entries in the graph: the Node of an input made by an
+                      operation, or the input Tensor itself for a leaf (a parameter, an image)
         backward_fn   d loss / d result -> one gradient per parent; its closure
                       keeps the arrays backward reads (each operator's
                       "Saved for backward:" line)
-        op, module    the operation's name and the Module that ran it
-        shape, dtype  the result's, for pictures and counts
+        op            the operation's name ("conv2d"), for errors and pictures
+        shape         the result's shape
+        retained      None, or, after retain_grad() on the result, a weak reference
+                      to the result Tensor: where backward hands its gradient
 
-    and only weak references to the result and its array. So the graph keeps
-    no result that backward does not read: a convolution's output that only
-    a ReLU read is freed as soon as the model's forward lets go of it (ReLU
-    saved its own output), as in PyTorch. Were the result tensors themselves
-    the graph, every one of them would live until backward. Measured on the
-    default U-Net with batch norm, batch 8 of 3x128x128: 153 MiB of arrays
-    held between forward and backward instead of 225 (tracemalloc), and a
-    training step's peak RSS 211 MiB instead of 274.
+    It does not hold the result's array, nor the result Tensor (retained is weak:
+    the caller who asked for .grad holds the tensor anyway). So the graph keeps
+    no result that backward does not read: a convolution's output that only a
+    ReLU read is freed as soon as the model's forward lets go of it (ReLU saved
+    its own output), as in PyTorch; benchmarks/results/cpu_speed.md measures
+    what that saves. What a tool needs beyond this (the module that ran each
+    operation, which arrays are still alive) it records while it watches a
+    forward pass (recording.py), not here.
     """
 
     requires_grad = True           # only results that need a gradient get a Node
 
-    def __init__(self, result, parents, backward_fn, op: str):
+    def __init__(self, parents, backward_fn, op: str, shape: tuple):
         self.parents = tuple(graph_entry(parent) for parent in parents)
         self.backward_fn = backward_fn
         self.op = op
-        self.module = current_module()
-        self.shape, self.dtype = result.shape, result.dtype
-        self.keeps_grad = False    # retain_grad(): hand the gradient to the result tensor
-        self.result = weakref.ref(result)              # the Tensor, while anyone holds it
-        self.array_ref = weak_reference(result.data)   # its array, while anyone holds that
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    def array(self):
-        """The result's array if something still holds it (a variable, a closure), else None."""
-        return self.array_ref() if self.array_ref is not None else None
+        self.shape = shape
+        self.retained = None       # retain_grad(): weakref.ref(result Tensor)
 
     def __repr__(self) -> str:
-        return f"Node(op={self.op}, shape={self.shape}, dtype={self.dtype})"
+        return f"Node(op={self.op}, shape={self.shape})"
 
 
 def graph_entry(tensor):
     """A tensor's entry in the graph: the Node of the operation that made it, or, for a
-    leaf (or anything made without the graph), the Tensor itself."""
-    node = getattr(tensor, "node", None)
+    leaf (or anything made without the graph), the Tensor itself. An entry is its own."""
+    node = getattr(tensor, "node", None)        # a Node has no .node: it is an entry already
     return node if node is not None else tensor
-
-
-def weak_reference(array):
-    """A weak reference to an array, or None where the array type takes none."""
-    try:
-        return weakref.ref(array)
-    except TypeError:
-        return None
 
 
 # ----------------------------------------------------------------- the backward walk
@@ -149,10 +104,10 @@ def topological_order(root) -> list:
     """The entries of the graph ending at `root`, each after its parents.
 
     The entries are Nodes and, first in their line, the leaf Tensors that
-    need a gradient; `root` may be a Tensor or an entry. Depth-first search
-    with an explicit stack. An entry is pushed twice: once to visit it (push
-    its parents), once more, under its parents, to emit it after all of them
-    have been emitted.
+    need a gradient (a leaf has no parents); `root` may be a Tensor or an
+    entry. Depth-first search with an explicit stack. An entry is pushed
+    twice: once to visit it (push its parents), once more, under its
+    parents, to emit it after all of them have been emitted.
     """
     order, visited = [], set()
     stack = [(graph_entry(root), False)]
@@ -165,7 +120,7 @@ def topological_order(root) -> list:
             continue
         visited.add(id(entry))
         stack.append((entry, True))
-        for parent in entry.parents:
+        for parent in entry.parents if isinstance(entry, Node) else ():
             if parent.requires_grad and id(parent) not in visited:
                 stack.append((parent, False))
     return order
@@ -180,12 +135,12 @@ def run_backward(root, grad) -> None:
         grad = grads.pop(id(entry), None)
         if grad is None:  # no path from this entry to the output carries gradient
             continue
-        if entry.backward_fn is None:  # a leaf Tensor: nothing further back
+        if not isinstance(entry, Node):  # a leaf Tensor: nothing further back
             keep_gradient(entry, grad, kept)
             continue
-        result = entry.result() if entry.keeps_grad else None   # retain_grad() on an intermediate
-        if result is not None:
-            keep_gradient(result, grad, kept)
+        retained = entry.retained() if entry.retained is not None else None   # retain_grad()
+        if retained is not None:
+            keep_gradient(retained, grad, kept)
         parent_grads = entry.backward_fn(grad)
         if len(parent_grads) != len(entry.parents):
             raise RuntimeError(f"the backward of {entry.op!r} returned {len(parent_grads)} "

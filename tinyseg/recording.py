@@ -5,20 +5,25 @@
     seen.operations        # [Operation(op="conv2d", result=..., inputs=(x, w), attributes={...}), ...]
     seen.module_outputs    # [(model.encoder[0], its output Tensor), ...]
 
-Backward needs only a Node (autograd.py): parents, a backward rule, a name.
-Tools that look at a network need more, and only while they look:
+Backward needs only a Node (autograd.py): parents, a backward rule, a name,
+a shape. Tools that look at a network need more, and only while they look:
 
     inspect    the output of each block of a trained model (its feature maps)
     export     each operation with its settings (stride, padding, axis...), to
                write the same network in another format
-    complexity each operation's shapes, to count what it costs
+    graph      the module that ran each operation, to draw a box per block
+    complexity which results are still alive after the forward pass, to count
+               the memory a training step holds (counting.ResultArrays)
 
 So they switch a recording on around one forward pass, and the operators
 and modules report to it. Nothing is recorded, and nothing kept, when no
-recording is on: an operator's report is one test of an empty list.
+recording is on: an operator's report is one test of an empty list, and
+Module.__call__ tracks which module is running only while one is on.
 
 A recording holds every tensor it saw, so it keeps them alive until it is
-dropped: record small inputs, or keep the recording short.
+dropped: record small inputs, or keep the recording short. A recording
+that should keep less (complexity's, which must not keep results alive)
+overrides `add_operation` and `add_module_output`.
 
 An operator reports its settings as keyword arguments of Tensor.from_op
 (`attributes`); they are what the operator was called with, e.g. conv2d's
@@ -31,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 _recordings: list = []          # the recordings that are on, outermost first
+_running_modules: list = []     # the Modules whose forward() is running, outermost first,
+                                # of those called while a recording is on
 
 
 @dataclass
@@ -38,9 +45,9 @@ class Operation:
     """One operation seen by a recording: its name, result, inputs, settings and module."""
     op: str                     # "conv2d", "relu", ... (the Node's op name)
     result: object              # the Tensor it made
-    inputs: tuple               # the Tensors it read, in order (the Node's parents)
+    inputs: tuple               # the Tensors it read, in order (their entries: the Node's parents)
     attributes: dict            # its settings, as the operator was called
-    module: object              # the innermost Module running, or None
+    module: object              # the innermost Module running, or None (see module_running)
 
 
 @dataclass(eq=False)                # two recordings are never "equal": each is its own
@@ -56,6 +63,12 @@ class Recording:
     def __exit__(self, *exc_info) -> None:
         _recordings.remove(self)
 
+    def add_operation(self, operation: Operation) -> None:
+        self.operations.append(operation)
+
+    def add_module_output(self, module, output) -> None:
+        self.module_outputs.append((module, output))
+
     def outputs_of(self, model) -> dict:
         """{module path in `model`: its last output} for every module of `model` that ran."""
         paths = {id(module): name for name, module in model.named_modules()}
@@ -67,13 +80,33 @@ def is_recording() -> bool:
     return bool(_recordings)
 
 
-def report_operation(op: str, result, inputs: tuple, attributes: dict, module) -> None:
+class module_running:
+    """Context manager that Module.__call__ wraps around forward() while a recording is on.
+
+    Operations reported inside it name `module` as the one that ran them (the
+    innermost, when modules call modules): `tinyseg graph` draws a box per
+    block, the ONNX export names each node after its module. A module called
+    before the recording was switched on is not known to it.
+    """
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        _running_modules.append(self.module)
+
+    def __exit__(self, *exc_info):
+        _running_modules.pop()
+
+
+def report_operation(op: str, result, inputs: tuple, attributes: dict) -> None:
     """Tensor.from_op calls this: every recording that is on gets the operation."""
+    module = _running_modules[-1] if _running_modules else None
     for recording in _recordings:
-        recording.operations.append(Operation(op, result, tuple(inputs), dict(attributes), module))
+        recording.add_operation(Operation(op, result, tuple(inputs), dict(attributes), module))
 
 
 def report_module_output(module, output) -> None:
     """Module.__call__ calls this when a forward() returns."""
     for recording in _recordings:
-        recording.module_outputs.append((module, output))
+        recording.add_module_output(module, output)

@@ -15,6 +15,8 @@ tinyseg does not differentiate through a backward pass.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from tinyseg import autograd, backend, recording
@@ -34,9 +36,7 @@ class Tensor:
             data = data.data
         self.data = as_array(data, dtype, device)
         if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(
-                f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}"
-            )
+            raise TypeError(f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad = None           # d loss / d self, filled in by backward()
         self.node = None           # the recorded operation that made it (autograd.Node); None: a leaf
@@ -51,31 +51,10 @@ class Tensor:
         out = Tensor(data)
         if autograd.is_grad_enabled() and any(p.requires_grad for p in parents):
             out.requires_grad = True
-            out.node = autograd.Node(out, parents, backward_fn, op)
+            out.node = autograd.Node(parents, backward_fn, op, out.shape)
         if recording.is_recording():
-            recording.report_operation(op, out, parents, attributes, autograd.current_module())
+            recording.report_operation(op, out, parents, attributes)
         return out
-
-    # ----------------------------------------------------------- its place in the graph
-    @property
-    def parents(self) -> tuple:
-        """The graph entries it was computed from (Nodes, or leaf Tensors); () for a leaf."""
-        return self.node.parents if self.node is not None else ()
-
-    @property
-    def backward_fn(self):
-        """grad of self -> tuple of grads of parents (None for a leaf)."""
-        return self.node.backward_fn if self.node is not None else None
-
-    @property
-    def op(self) -> str:
-        """The name of the operation that made it, for repr and errors ("" for a leaf)."""
-        return self.node.op if self.node is not None else ""
-
-    @property
-    def module(self):
-        """The Module whose forward made it (graph.py groups by it), or None."""
-        return self.node.module if self.node is not None else None
 
     # ----------------------------------------------------------- basic facts
     @property
@@ -107,7 +86,8 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        grad = f", op={self.op}" if self.op else (", requires_grad=True" if self.requires_grad else "")
+        grad = (f", op={self.node.op}" if self.node is not None
+                else ", requires_grad=True" if self.requires_grad else "")
         return f"Tensor(shape={self.shape}, dtype={self.dtype}, device={self.device}{grad})"
 
     def numpy(self) -> np.ndarray:
@@ -121,10 +101,7 @@ class Tensor:
 
     # ----------------------------------------------------------- autograd
     def backward(self, grad=None) -> None:
-        """Compute d self / d leaf for every leaf that requires grad.
-
-        A scalar's gradient defaults to 1. A non-scalar needs `grad`, shaped like it.
-        """
+        """Add d self / d leaf into each leaf's .grad; grad: 1 for a scalar, else shaped like self."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input had requires_grad=True, or it was made under no_grad)")
@@ -146,7 +123,7 @@ class Tensor:
     def retain_grad(self) -> "Tensor":
         """Keep .grad on this intermediate tensor after backward() (a leaf always keeps it)."""
         if self.node is not None:
-            self.node.keeps_grad = True
+            self.node.retained = weakref.ref(self)    # weak: the graph keeps no result alive
         return self
 
     def zero_grad(self) -> None:
@@ -177,9 +154,8 @@ class Tensor:
     def _other(self, other, op: str) -> "Tensor":
         """The other operand as a Tensor on our device and of our dtype, or a clear error.
 
-        Two tensors must already agree (check_operands_agree): tinyseg
-        never casts a tensor that may carry a gradient behind your back. A
-        number or array operand becomes a constant; `_operands` decides its dtype.
+        A tensor must already agree: tinyseg never casts a tensor that may carry
+        a gradient behind your back. A number or array becomes a constant.
         """
         if not isinstance(other, Tensor):
             check_constant_device(op, self.device, other)
@@ -197,16 +173,13 @@ class Tensor:
             int64 tensor   * 0.5        -> float64   (as int64_array * 0.5 in NumPy)
             int64 tensor   * 2          -> int64
             float32 tensor * int array  -> float32   (the array is cast "same kind")
-
-        When the result needs a wider kind than the tensor (an integer tensor
-        meeting a float), the tensor is cast first: integer tensors never
-        carry gradients, so no gradient is lost.
         """
         if isinstance(other, Tensor):
             other = self._other(other, op)
             a = self
         else:
             dtype = constant_result_dtype(self.dtype, other)
+            # an int tensor meeting 0.5 is cast first: int tensors carry no gradient to lose
             a = self if dtype == self.dtype else self.astype(dtype)
             other = a._other(other, op)
         check_broadcastable(op, a.shape, other.shape)

@@ -2,8 +2,9 @@
 
 Nothing here is a formula typed in by hand for each model. MACs and
 activations come from running forward() once and walking the autograd graph
-it leaves behind (autograd.topological_order). Every node names the
-operation that made it (`.op`) and its parents, which is all it takes:
+it leaves behind (autograd.topological_order). Every Node names the
+operation that made it (`.op`), its result's shape and its parents, which
+is all the MACs take:
 
     conv2d            out.size * (C_in * kh * kw)     each output sums C_in*kh*kw products
     conv_transpose2d  in.size * (C_out * kh * kw)     each input paints a C_out x kh x kw patch
@@ -15,13 +16,22 @@ far fewer than a convolution's C_in*kh*kw, and counts 0 MACs. Those are
 listed by name in NO_MACS. An operation in neither list is an error, not a
 silent 0: renaming "conv2d", or adding a new operator, makes the count stop
 with a message saying where to add it.
+
+The activations need one more fact, which the graph deliberately does not
+keep: which results are still alive once forward() has returned. A
+ResultArrays, a recording switched on around the forward pass, notes a weak
+reference to each result's array (one that does not keep it alive); after
+the pass, the arrays still there are the ones the graph holds for backward.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 from tinyseg import autograd
+from tinyseg.autograd import Node
+from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
 
 MAC_OPS = ("conv2d", "conv_transpose2d", "linear", "matmul")
@@ -39,8 +49,8 @@ def count_parameters(model) -> int:
     return sum(p.size for p in model.parameters())
 
 
-def multiply_accumulates(node: Tensor) -> int:
-    """MACs of the one operation that made `node`; ValueError for an operation not listed."""
+def multiply_accumulates(node: Node) -> int:
+    """MACs of the one operation recorded as `node`; ValueError for an operation not listed."""
     return macs_of(node.op, node.shape, [parent.shape for parent in node.parents])
 
 
@@ -66,8 +76,46 @@ def macs_of(op: str, shape: tuple, input_shapes: list) -> int:
 
 def count_macs(output: Tensor) -> int:
     """Multiply-accumulates of every operation in the graph that ends at `output`."""
-    return sum(multiply_accumulates(node) for node in autograd.topological_order(output)
-               if node.parents)
+    return sum(multiply_accumulates(entry) for entry in autograd.topological_order(output)
+               if isinstance(entry, Node))                    # a leaf Tensor is no operation
+
+
+class ResultArrays(Recording):
+    """A recording that notes, for each Node made while it is on, a weak reference to its
+    result's array, and keeps nothing alive: no operation, no module output.
+
+        with ResultArrays() as results:
+            loss = model(x).relu().sum()
+        results.array(loss.node)        # the array if something still holds it, else None
+
+    A weak reference answers whether anything else still holds the array: a
+    backward closure that saved it (ReLU keeps its output), or the caller.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.weak = weakref.WeakKeyDictionary()   # Node -> weak reference to its result's array
+
+    def add_operation(self, operation) -> None:
+        node = operation.result.node
+        if node is not None:                      # a result backward visits (not under no_grad)
+            self.weak[node] = weak_reference(operation.result.data)
+
+    def add_module_output(self, module, output) -> None:
+        pass                                      # holding it would keep it alive
+
+    def array(self, node: Node):
+        """The array `node`'s operation made, if something still holds it, else None."""
+        reference = self.weak.get(node)
+        return reference() if reference is not None else None
+
+
+def weak_reference(array):
+    """A weak reference to an array, or None where the array type takes none."""
+    try:
+        return weakref.ref(array)
+    except TypeError:
+        return None
 
 
 def storage(array):
@@ -77,8 +125,10 @@ def storage(array):
     return array
 
 
-def activation_bytes(output: Tensor) -> int:
+def activation_bytes(output: Tensor, results: ResultArrays) -> int:
     """Bytes of the intermediate results still alive in the graph ending at `output`.
+
+    results: the ResultArrays that was on while the graph was made.
 
     The graph keeps a result only while something holds it: the backward
     closure of an operation that reads it (a convolution keeps its input,
@@ -95,8 +145,8 @@ def activation_bytes(output: Tensor) -> int:
     besides results (batch norm's per-channel vectors).
     """
     owners = {}
-    for node in autograd.topological_order(output):
-        array = node.array() if node.parents else None     # made by an operation, not a leaf
+    for entry in autograd.topological_order(output):
+        array = results.array(entry) if isinstance(entry, Node) else None   # not a leaf
         if array is not None:
             owner = storage(array)
             owners[id(owner)] = owner.nbytes
@@ -107,8 +157,9 @@ def trace(forward, x: Tensor) -> tuple:
     """(MACs, activation bytes) of forward(x), measured on the graph it builds."""
     if not autograd.is_grad_enabled():
         raise RuntimeError("complexity: the graph is needed to count; call outside no_grad()")
-    output = forward(x)
-    return count_macs(output), activation_bytes(output)
+    with ResultArrays() as results:
+        output = forward(x)
+    return count_macs(output), activation_bytes(output, results)
 
 
 def blank_input(model, shape: tuple) -> Tensor:

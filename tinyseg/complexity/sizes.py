@@ -28,7 +28,8 @@ import math
 from dataclasses import dataclass
 
 from tinyseg import autograd
-from tinyseg.complexity.counting import blank_input, forward_cost, macs_of, storage
+from tinyseg.autograd import Node
+from tinyseg.complexity.counting import ResultArrays, blank_input, forward_cost, macs_of, storage
 from tinyseg.complexity.receptive_fields import downsampling_period
 
 SMALL_PERIODS = 2          # the first trace is at most this many periods past the remainder
@@ -46,13 +47,14 @@ def trace_shapes(model, size: tuple) -> ShapeTrace:
     was_training = model.training
     model.eval()
     try:
-        output = model(blank_input(model, (1, model.in_channels) + tuple(size)))
+        with ResultArrays() as results:
+            output = model(blank_input(model, (1, model.in_channels) + tuple(size)))
         operations, arrays, owners = [], [], set()
         for node in autograd.topological_order(output):
-            if not node.parents:
+            if not isinstance(node, Node):
                 continue                                           # a leaf: a parameter or the input
             operations.append((node.op, tuple(node.shape), [tuple(p.shape) for p in node.parents]))
-            array = node.array()
+            array = results.array(node)
             if array is not None and id(storage(array)) not in owners:
                 owners.add(id(storage(array)))
                 arrays.append((tuple(storage(array).shape), storage(array).itemsize))

@@ -35,7 +35,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from tinyseg import autograd, backend, recording
+from tinyseg import backend, recording
 from tinyseg.tensor import Tensor
 
 
@@ -73,10 +73,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        with autograd.module_scope(self):     # tensors made now remember this module (graph.py)
+        if not recording.is_recording():
+            return self.forward(*args, **kwargs)
+        with recording.module_running(self):  # the operations inside are reported as this module's
             output = self.forward(*args, **kwargs)
-        if recording.is_recording():          # inspect and export watch each module's output
-            recording.report_module_output(self, output)
+        recording.report_module_output(self, output)   # inspect watches each module's output
         return output
 
     def register_buffer(self, name: str, tensor: Tensor) -> None:
