@@ -20,6 +20,7 @@ from tinyseg import Tensor, cat
 from tinyseg.complexity import count_parameters, receptive_field
 from tinyseg.graph import draw
 from tinyseg.models import UNet
+from tinyseg.recording import Recording
 
 OUT = Path(os.environ.get("TINYSEG_LESSONS_OUT", "runs/lessons"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -100,8 +101,11 @@ for depth, expected in [(1, 18), (2, 44), (3, 100)]:
 #
 # The forward pass and loss as a graph, one box per block: `tinyseg graph`
 # draws the same (`python -m tinyseg graph --model unet --group-by-module`).
+# The graph itself knows only what backward needs; a Recording of the forward
+# pass adds which block ran each operation.
 
 # %%
-loss = tinyseg.functional.cross_entropy(model(x), np.zeros((1, 32, 32), dtype=np.int64))
-path = draw(loss, str(OUT / "05_unet_graph.svg"), model=model, group_depth=2)
+with Recording() as seen:
+    loss = tinyseg.functional.cross_entropy(model(x), np.zeros((1, 32, 32), dtype=np.int64))
+path = draw(loss, seen, str(OUT / "05_unet_graph.svg"), model=model, group_depth=2)
 print("picture:", path)
