@@ -197,13 +197,12 @@ def test_weights_that_diverge_on_an_epochs_last_step_are_never_saved(tmp_path, m
 
 
 def test_a_checkpoint_of_non_finite_weights_is_refused(tmp_path):
-    from tinyseg.models import FCN
-    model = FCN(3, 2, width=2, depth=1)
-    model.head.bias.data[0] = np.nan
-    optimizer = optim.Adam(model.parameters())
+    from tinyseg.training_run import TrainingRun
+    data = shapes_dataset("train", count=2, size=8, num_classes=2, seed=0)
+    run = TrainingRun(TrainConfig(model="fcn", width=2, depth=1, out=str(tmp_path)), data)
+    run.model.head.bias.data[0] = np.nan
     with pytest.raises(TrainingError, match="refusing to write .*head.bias"):
-        train_module.save_training_checkpoint(str(tmp_path / "x.npz"), model, optimizer, TrainConfig(),
-                                              1, ["a", "b"], np.random.default_rng(0), 0.5, [], None)
+        run.save(str(tmp_path / "x.npz"))
     assert not any(tmp_path.iterdir())
 
 

@@ -165,19 +165,24 @@ def test_cli_cuda_without_gpu_says_how_to_install(tmp_path, capsys):
     assert 'pip install "tinyseg[gpu]"' in capsys.readouterr().err
 
 
-def test_train_on_a_folder_of_files(tmp_path):
+def write_split_folder(root) -> None:
+    """train/ and val/, each 4 grey 20 x 20 images and masks of classes 0, 1, 2 and ignored pixels."""
     from PIL import Image
     rng = np.random.default_rng(0)
     for split in ["train", "val"]:
         for kind in ["images", "masks"]:
-            os.makedirs(tmp_path / "data" / split / kind)
+            os.makedirs(root / split / kind)
         for i in range(4):
             mask = np.zeros((20, 20), np.uint8)
             mask[5:12, 4:15] = 1 + i % 2
             mask[0, :] = 255
             image = (rng.random((20, 20)) * 60 + mask * 50).astype(np.uint8)
-            Image.fromarray(image).save(tmp_path / "data" / split / "images" / f"{i}.png")
-            Image.fromarray(mask).save(tmp_path / "data" / split / "masks" / f"{i}.png")
+            Image.fromarray(image).save(root / split / "images" / f"{i}.png")
+            Image.fromarray(mask).save(root / split / "masks" / f"{i}.png")
+
+
+def test_train_on_a_folder_of_files(tmp_path):
+    write_split_folder(tmp_path / "data")
     config = tiny_config(tmp_path / "run", data=str(tmp_path / "data"), epochs=1, train_count=None,
                          val_count=None)
     metrics = fit(config, show_progress=False, log=quiet)
@@ -229,3 +234,40 @@ def test_the_training_loop_asks_the_model_for_its_loss_and_inference_form(tmp_pa
     evaluate(Predictor(model), data)
     assert np.isfinite(loss)
     assert calls == [("loss", (2, 3, 16, 16))] * 2 + [("inference",)]
+
+
+CHECKPOINT_META = {"format", "version", "model_config", "train_config", "epoch", "class_names", "rng_state",
+                   "best_miou", "history", "normalization", "lr_scheduler", "class_weights", "mask_labels"}
+
+
+def test_a_training_run_loads_its_checkpoint_and_gives_it_back_unchanged(tmp_path):
+    """state_dict() is the checkpoint file, and load_state_dict(state_dict()) changes nothing."""
+    from tinyseg.train_config import ready_to_train
+    from tinyseg.training_run import TrainingRun
+    config = tiny_config(tmp_path, epochs=2, schedule="cosine", class_weights="auto")
+    fit(config, show_progress=False, log=quiet)
+    arrays, meta = load_checkpoint(str(tmp_path / "last.npz"))
+    assert set(meta) == CHECKPOINT_META
+    config = ready_to_train(config)
+    run = TrainingRun(config, train_module.build_datasets(config)[0])
+    run.load_state_dict(arrays, meta, log=quiet)
+    again, again_meta = run.state_dict()
+    assert again.keys() == arrays.keys()
+    for name in arrays:
+        np.testing.assert_array_equal(again[name], arrays[name], err_msg=name)
+    assert json.loads(json.dumps(again_meta)) == {k: v for k, v in meta.items() if k not in ("format", "version")}
+    assert (run.epoch, run.best_miou, len(run.history)) == (2, meta["best_miou"], 2)
+
+
+@pytest.mark.parametrize("data", ["shapes", "folder"])
+def test_fit_leaves_the_callers_config_as_it_was(tmp_path, data):
+    write_split_folder(tmp_path / "folder")
+    counts = dict(train_count=8, val_count=None) if data == "shapes" else dict(train_count=None, val_count=None)
+    config = tiny_config(tmp_path / "run", epochs=1, augment=True, **counts,
+                         data="shapes" if data == "shapes" else str(tmp_path / "folder"))
+    before = dict(vars(config))
+    fit(config, show_progress=False, log=quiet)
+    assert vars(config) == before                          # augment still True, the counts not filled in
+    _, meta = load_checkpoint(str(tmp_path / "run" / "last.npz"))
+    assert meta["train_config"]["augment"] == "flip"       # the run's own copy is the one stored
+    assert meta["train_config"]["val_count"] == (64 if data == "shapes" else None)

@@ -23,17 +23,20 @@ or weights that became inf or NaN, stop the run with a TrainingError that
 names the step, before anything of that epoch is saved.
 
 After every epoch the model is scored on the validation set (evaluate.py: one
-confusion matrix over every pixel) and a checkpoint is written; the
-best one (by mean IoU) is kept apart. Checkpoints carry the run's history
-and the input normalisation, and every file is replaced in one atomic step
-(checkpoint.py), so a run killed at any instant resumes from its last epoch. Every random choice comes from the
-seed: the batch order and flips from (seed, epoch) in the DataLoader, the
-windows of the naive model from a generator whose state is saved, so that a
-run resumed from its last checkpoint ends with exactly the weights of a run
-that was never interrupted. The learning-rate schedule (--schedule) steps
-once per epoch and its state is saved too. Scoring (evaluate, predict_labels)
-lives in evaluate.py; loading a model, the history files and the run folder
-itself in run_files.py.
+confusion matrix over every pixel) and a checkpoint is written; the best one
+(by mean IoU) is kept apart. What goes on from epoch to epoch (the model, the
+optimizer, the schedule, the RNG, the input normalisation, the class
+weights, the history and the best score) is one TrainingRun
+(training_run.py): a checkpoint is its state_dict(), --resume its
+load_state_dict(). Every file is replaced in one atomic step (checkpoint.py),
+so a run killed at any instant resumes from its last epoch. Every random
+choice comes from the seed: the batch order and flips from (seed, epoch) in
+the DataLoader, the windows of the naive model from a generator whose state
+is saved, so that a run resumed from its last checkpoint ends with exactly
+the weights of a run that was never interrupted. The settings themselves,
+their checks and which may change on --resume are train_config.py's table.
+Scoring (evaluate, predict_labels) lives in evaluate.py; loading a model,
+the history files and the run folder itself in run_files.py.
 """
 
 from __future__ import annotations
@@ -41,14 +44,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict
 
 import numpy as np
 
-from tinyseg import backend, optim
-from tinyseg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
+from tinyseg import backend
+from tinyseg.checkpoint import load_checkpoint
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
-from tinyseg.data.class_weights import class_weights_for, format_class_weights
+from tinyseg.data.class_weights import format_class_weights
 from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.data.normalize import normalized
 from tinyseg.evaluate import evaluate, pixel_loss
@@ -56,17 +58,15 @@ from tinyseg.gradient_norms import GradientNorms
 from tinyseg.predictor import Predictor
 from tinyseg.progress import progress
 from tinyseg.nn.loss import make_loss
-from tinyseg.optim.lr_scheduler import make_schedule
-from tinyseg.run_files import (PICTURE_COUNT, prepare_out, remove_run, resumed_history,
-                               run_file_names, write_history, write_pictures)
+from tinyseg.run_files import (PICTURE_COUNT, prepare_out, remove_run, run_file_names, write_history,
+                               write_pictures)
 from tinyseg.metrics import format_table
-from tinyseg.models import build_model, options
 from tinyseg.tensor import Tensor
-from tinyseg.train_config import (TrainConfig, augment_policy, check_config, check_data_folder,
-                                  resume_changes, with_default_counts)
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN loss, say); the message says where and why."""
+from tinyseg.train_config import (TrainConfig, check_config, check_data_folder, ready_to_train,
+                                  resume_changes)
+from tinyseg.training_run import TrainingError, TrainingRun
+# the building blocks benchmarks/bench_gradient_norms.py imports from here (a run builds them itself now)
+from tinyseg.training_run import channel_normalization, make_optimizer, model_config  # noqa: F401
 
 
 # ----------------------------------------------------------------- building blocks
@@ -81,7 +81,7 @@ def build_datasets(config: TrainConfig, show_progress: bool = False, deadline: f
     the ones it stored, so eval needs no files besides the data).
     """
     if config.data == "shapes":
-        config = with_default_counts(config)
+        config = ready_to_train(config)                    # the default counts
         common = dict(size=config.size, num_classes=config.classes or 4, seed=config.seed)
         return (shapes_dataset("train", count=config.train_count, **common),
                 shapes_dataset("val", count=config.val_count, **common))
@@ -91,21 +91,6 @@ def build_datasets(config: TrainConfig, show_progress: bool = False, deadline: f
     return load_folder(config.data, classes=config.classes, seed=config.seed, scale=config.scale,
                        val_count=config.val_count, mask_labels=mask_labels, progress=show_progress,
                        deadline=deadline)
-
-
-def model_config(config: TrainConfig, in_channels: int, num_classes: int) -> dict:
-    """The build_model() config of the model config.model names (models/options.py builds it)."""
-    return dict(options.model_config(config.model, vars(config), in_channels, num_classes),
-                seed=config.seed)
-
-
-def make_optimizer(config: TrainConfig, parameters):
-    if config.optimizer == "adam":
-        return optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                         weight_decay=config.weight_decay)
-    raise ValueError(f"--optimizer must be adam or sgd, got {config.optimizer!r}")
 
 
 # ----------------------------------------------------------------- one epoch
@@ -209,88 +194,53 @@ def check_validation(metrics: dict, epoch: int) -> None:
                             f"was not saved. Try a lower --lr.")
 
 
-# ----------------------------------------------------------------- checkpoints and history
-def save_training_checkpoint(path, model, optimizer, config: TrainConfig, epoch: int, class_names,
-                             rng, best_miou: float, history: list, normalization: dict | None,
-                             scheduler=None, class_weights=None, mask_labels=None) -> None:
-    """Write a resumable checkpoint, refusing weights that hold inf or NaN.
-
-    mask_labels: the MaskLabels the masks were read with, stored so that eval
-    and predict read masks and write colours as training did.
-    """
-    model_arrays = model.state_dict()
-    bad = [name for name, value in model_arrays.items() if not np.isfinite(value).all()]
-    if bad:
-        raise TrainingError(f"refusing to write {path}: the weights {', '.join(bad[:3])} hold inf "
-                            f"or nan after epoch {epoch}")
-    arrays = {f"model.{k}": v for k, v in model_arrays.items()}
-    arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
-    meta = dict(model_config=model.config, train_config=asdict(config), epoch=epoch,
-                class_names=list(class_names), rng_state=rng.bit_generator.state,
-                best_miou=best_miou, history=history, normalization=normalization,
-                lr_scheduler=None if scheduler is None else scheduler.state_dict(),
-                class_weights=class_weights,
-                mask_labels=None if mask_labels is None else mask_labels.to_json())
-    save_checkpoint(path, arrays, meta)
-
-
 # ----------------------------------------------------------------- the whole run
 def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, log=print,
         overwrite: bool = False) -> dict:
     """Train as `config` says, writing checkpoints and pictures under config.out.
 
     resume: continue from OUT/last.npz. overwrite: replace a run already in
-    OUT (without either, a folder that holds one is refused).
+    OUT (without either, a folder that holds one is refused). `config` is
+    read, never changed: the run keeps its own copy (TrainingRun.config).
     Returns the final validation metrics (with the class names under "class_names").
     """
     deadline = time.perf_counter() + config.time_budget if config.time_budget > 0 else math.inf
     check_config(config)
-    config = with_default_counts(config)
-    config.augment = augment_policy(config.augment)
+    config = ready_to_train(config)
     backend.check_device(config.device)
     prepare_out(config.out, resume, overwrite, log)
     last_path = os.path.join(config.out, "last.npz")
     best_path = os.path.join(config.out, "best.npz")
     if resume:                                  # refuse changed settings before reading any data
-        checkpoint = load_checkpoint(last_path)
-        changes = resume_changes(checkpoint[1].get("train_config", {}), config, last_path)
+        arrays, meta = load_checkpoint(last_path)
+        changes = resume_changes(meta.get("train_config", {}), config, last_path)
     train_set, val_set = build_datasets(config, show_progress, deadline)
     check_sets(train_set, val_set, config)
     if overwrite and not resume:
         remove_run(config.out)
-    rng = np.random.default_rng([config.seed, 12345])       # the naive model's windows
-    start_epoch, best_miou, history = 0, -1.0, []
 
-    model = build_model(model_config(config, train_set.in_channels, train_set.num_classes))
-    model.to(config.device)
-    optimizer = make_optimizer(config, list(model.parameters()))
-    scheduler = make_schedule(optimizer, config.schedule, config.epochs, config.warmup_epochs)
+    run = TrainingRun(config, train_set)        # model, optimizer, schedule, RNG, normalisation...
     if resume:
-        start_epoch, best_miou, history, normalization = resume_from(last_path, checkpoint, model,
-                                                                     optimizer, config, rng, log)
-        log(f"resumed from {last_path} after epoch {start_epoch}" + "".join(
+        run.load_state_dict(arrays, meta, log)  # ... as the checkpoint left them
+        log(f"resumed from {last_path} after epoch {run.epoch}" + "".join(
             f"; {name} {stored!r} -> {given!r}" for name, stored, given in changes))
-        resume_schedule(scheduler, checkpoint[1].get("lr_scheduler"), start_epoch, log)
-        class_weights = checkpoint[1].get("class_weights")
-    else:
-        normalization = channel_normalization(train_set)
-        class_weights = class_weights_for(config.class_weights, train_set)
-    if class_weights is not None:
+    if run.class_weights is not None:
         log("class weights (--class-weights " + config.class_weights + "):\n" + format_class_weights(
-            train_set.class_names, class_weights, train_set.class_pixel_counts()))
-    criterion = make_loss(config.loss, class_weights, IGNORE_INDEX, gamma=config.focal_gamma)
+            train_set.class_names, run.class_weights, train_set.class_pixel_counts()))
+    criterion = make_loss(config.loss, run.class_weights, IGNORE_INDEX, gamma=config.focal_gamma)
     criterion = criterion.to(config.device)
-    gradient_norms = GradientNorms(model)         # per layer, averaged over each epoch: history.png
-    loader = make_loader(train_set, config, drop_last=short_last_batch(model, train_set, config, log))
-    n_params = sum(p.size for p in model.parameters())
+    gradient_norms = GradientNorms(run.model)     # per layer, averaged over each epoch: history.png
+    loader = make_loader(train_set, config, drop_last=short_last_batch(run.model, train_set, config, log))
+    n_params = sum(p.size for p in run.model.parameters())
     log(f"{config.model}: {n_params:,} parameters, {len(train_set)} training / {len(val_set)} "
         f"validation images of {train_set.in_channels} channels, {train_set.num_classes} classes, "
         f"on {config.device}")
+    start_epoch = run.epoch
     if start_epoch >= config.epochs:
         log(f"nothing left to train: {last_path} is at epoch {start_epoch} and --epochs is "
             f"{config.epochs} (ask for more epochs to go on)")
 
-    predictor = Predictor(model, normalization, config.device)     # validation labels as predict does
+    predictor = Predictor(run.model, run.normalization, config.device)   # validation labels as predict's
     metrics = None
     for epoch in range(start_epoch, config.epochs):
         if time.perf_counter() > deadline:
@@ -299,32 +249,33 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
             break
         started = time.perf_counter()
         loader.set_epoch(epoch)
-        lr = optimizer.lr                         # this epoch's rate
-        train_loss, steps = train_one_epoch(model, loader, optimizer, config, epoch, rng, show_progress,
-                                            deadline, normalization, criterion, gradient_norms)
+        lr = run.optimizer.lr                     # this epoch's rate
+        train_loss, steps = train_one_epoch(run.model, loader, run.optimizer, config, epoch, run.rng,
+                                            show_progress, deadline, run.normalization, criterion,
+                                            gradient_norms)
         if steps < len(loader):
             log(f"time budget of {config.time_budget:g} s spent during epoch {epoch + 1}, after "
                 f"{steps} of {len(loader)} steps: skipped the rest of it"
                 + (f" and {epoch_range(epoch + 1, config.epochs)}" if epoch + 1 < config.epochs else "")
                 + "; validating what was learnt")
-        if scheduler is not None:
-            scheduler.step()                      # the next epoch's rate, saved with this epoch
+        if run.scheduler is not None:
+            run.scheduler.step()                  # the next epoch's rate, saved with this epoch
         seconds = time.perf_counter() - started
         metrics = evaluate(predictor, val_set, show_progress, keep=PICTURE_COUNT)
         check_validation(metrics, epoch)
-        history.append(history_row(epoch, train_loss, metrics, seconds, lr, gradient_norms.epoch_means()))
+        run.history.append(history_row(epoch, train_loss, metrics, seconds, lr,
+                                       gradient_norms.epoch_means()))
         log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.3g}  train loss {format_loss(train_loss)}  "
             f"val loss "
             f"{metrics['loss']:.4f}  val mIoU {metrics['mean_iou']:.4f}  pixel acc "
             f"{metrics['pixel_accuracy']:.4f}  ({seconds:.1f} s, {len(train_set) / seconds:.1f} img/s)")
-        improved = metrics["mean_iou"] > best_miou
-        best_miou = max(best_miou, metrics["mean_iou"])
-        saved = (model, optimizer, config, epoch + 1, train_set.class_names, rng, best_miou, history,
-                 normalization, scheduler, class_weights, train_set.mask_labels)
+        improved = metrics["mean_iou"] > run.best_miou
+        run.best_miou = max(run.best_miou, metrics["mean_iou"])
+        run.epoch = epoch + 1
         if improved:                    # best first: a kill before last.npz replays this epoch
-            save_training_checkpoint(best_path, *saved)
-        save_training_checkpoint(last_path, *saved)
-        write_history(config.out, history)
+            run.save(best_path)
+        run.save(last_path)
+        write_history(config.out, run.history)
         if steps < len(loader):
             break
 
@@ -334,7 +285,7 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
                                 f"before the first epoch began, reading and checking the data; "
                                 f"nothing was trained. Raise --time-budget")
         metrics = evaluate(predictor, val_set, show_progress, keep=PICTURE_COUNT)   # resumed at the end
-    write_pictures(config.out, metrics.pop("examples"), history, val_set.class_names, log)
+    write_pictures(config.out, metrics.pop("examples"), run.history, val_set.class_names, log)
     log("\n" + format_table(metrics, val_set.class_names))
     log(f"\nwrote {config.out}/: {', '.join(run_file_names(config.out))}")
     metrics["class_names"] = val_set.class_names
@@ -361,12 +312,6 @@ def check_sets(train_set, val_set, config: TrainConfig) -> None:
                              f"ignore label), {why}: label the masks, set aside other images "
                              f"(--val-count, or --seed for another split)"
                              + (", or use a larger --scale" if scaled else ""))
-
-
-def channel_normalization(train_set) -> dict:
-    """{"mean": [...], "std": [...]} per channel of the training images (JSON-ready)."""
-    mean, std = train_set.channel_stats()
-    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
 
 
 def make_loader(train_set, config: TrainConfig, drop_last: bool = False) -> DataLoader:
@@ -421,51 +366,3 @@ def history_row(epoch: int, train_loss, metrics: dict, seconds: float, lr: float
 
 def format_loss(loss) -> str:
     return "  none" if loss is None else f"{loss:.4f}"      # none: no batch had a labelled pixel
-
-
-def resume_from(path: str, checkpoint: tuple, model, optimizer, config: TrainConfig, rng,
-                log=print) -> tuple:
-    """Restore model, optimizer and RNG from `checkpoint` (arrays, meta), read from `path`.
-
-    Returns (epoch, best_miou, history, normalization). Settings that may
-    change (see train_config.py) take their new values: the optimizer gets
-    this run's --lr, --momentum and --weight-decay.
-    """
-    arrays, meta = checkpoint
-    saved_model = meta.get("model_config", {})
-    differing = sorted(key for key in model.config if key in saved_model
-                       and saved_model[key] != model.config[key])
-    if differing:
-        raise CheckpointError(f"cannot resume from {path!r}: its model has " + ", ".join(
-            f"{key}={saved_model[key]!r} where this run's has {model.config[key]!r}" for key in differing))
-    model.load_state_dict(split_prefix(arrays, "model."))
-    optimizer.load_state_dict(split_prefix(arrays, "optim."))
-    for name in optimizer.hyperparameter_names:              # the new --lr etc. win
-        if hasattr(config, name):
-            setattr(optimizer, name, float(getattr(config, name)))
-    rng.bit_generator.state = meta["rng_state"]
-    history = resumed_history(os.path.dirname(path), meta, log)
-    return meta["epoch"], meta["best_miou"], history, meta.get("normalization")
-
-
-def resume_schedule(scheduler, state, start_epoch: int, log) -> None:
-    """Continue the schedule where the checkpoint left it; rebuild it if its settings changed.
-
-    A saved state of the same schedule is loaded (the exact rate). Otherwise
-    (--schedule, --warmup-epochs or --epochs changed, or an older checkpoint)
-    the new schedule is stepped start_epoch times, as if it had run from the start.
-    """
-    if scheduler is None:
-        return
-    if state is not None:
-        try:
-            scheduler.load_state_dict(state)
-            return
-        except ValueError:
-            pass
-    for _ in range(start_epoch):
-        scheduler.step()
-    log(f"note: the learning-rate schedule changed; it goes on from epoch {start_epoch} "
-        f"(lr {scheduler.optimizer.lr:.3g})")
-
-
