@@ -1,4 +1,4 @@
-"""One table of model options (models/options.py) behind `train`, `tour` and `complexity`."""
+"""One table of model options (models/options.py) behind `train`, `tour`, `complexity` and `graph`."""
 
 from dataclasses import asdict
 
@@ -6,13 +6,15 @@ import pytest
 
 import tinyseg.complexity.comparison as comparison
 import tinyseg.tour as tour
-from tinyseg import cli, train
+from tinyseg import cli
 from tinyseg.complexity import count_parameters
 from tinyseg.models import FCN, UNet, build_model
+from tinyseg.commands.train import train_config
 from tinyseg.models.options import MODEL_DEFAULTS, MODEL_OPTIONS, model_config
 from tinyseg.train_config import TrainConfig, check_config
+from tinyseg.training_run import model_config as run_model_config
 
-COMMANDS = ("train", "tour", "complexity")
+COMMANDS = ("train", "tour", "complexity", "graph")
 
 
 def command_parser(command: str):
@@ -34,14 +36,15 @@ def test_every_command_parses_each_model_option_with_the_tables_default_and_help
         for option in MODEL_OPTIONS:
             assert getattr(args, option.name) == option.default, (command, option.name)
             action = action_of(sub, option.name)
-            assert action.help == option.help, (command, option.name)
+            assert action.help == option.help_text, (command, option.name)
+            assert action.help.startswith(option.help) and "(default: " in action.help
             assert option.flag in action.option_strings, (command, option.name)
 
 
 def test_train_config_defaults_are_the_tables():
     config = asdict(TrainConfig())
     assert {name: config[name] for name in MODEL_DEFAULTS} == MODEL_DEFAULTS
-    parsed = cli.train_config(cli.build_parser().parse_args(["train"]))
+    parsed = train_config(cli.build_parser().parse_args(["train"]))
     assert {name: getattr(parsed, name) for name in MODEL_DEFAULTS} == MODEL_DEFAULTS
 
 
@@ -68,8 +71,8 @@ def test_an_option_changes_exactly_the_models_the_table_says_read_it(option):
 def test_train_builds_its_model_with_the_depth_given():
     for model in ("fcn", "unet"):
         args = cli.build_parser().parse_args(["train", "--model", model, "--depth", "2"])
-        config = cli.train_config(args)
-        built = build_model(train.model_config(config, in_channels=3, num_classes=4))
+        config = train_config(args)
+        built = build_model(run_model_config(config, in_channels=3, num_classes=4))
         assert built.config["depth"] == 2, model
 
 
@@ -81,7 +84,7 @@ def test_tour_trains_every_model_with_the_options_given(monkeypatch, tmp_path):
         return {"mean_iou": 0.0}
 
     def fake_load_model(path, device="cpu"):    # the model fit() builds from that config
-        return build_model(train.model_config(trained[-1], in_channels=3, num_classes=4)), {}
+        return build_model(run_model_config(trained[-1], in_channels=3, num_classes=4)), {}
 
     monkeypatch.setattr(tour, "fit", fake_fit)
     monkeypatch.setattr(tour, "load_model", fake_load_model)
@@ -93,7 +96,7 @@ def test_tour_trains_every_model_with_the_options_given(monkeypatch, tmp_path):
     assert [config.model for config in trained] == ["naive", "fcn", "unet"]
     for config in trained:
         assert (config.depth, config.width) == (2, 8)
-        built = build_model(train.model_config(config, in_channels=3, num_classes=4))
+        built = build_model(run_model_config(config, in_channels=3, num_classes=4))
         if config.model != "naive":
             assert built.config["depth"] == 2
         if config.model != "unet":
