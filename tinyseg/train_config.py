@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass, replace
 
 from tinyseg.backend import DEVICES
-from tinyseg.data.augment import POLICIES
+from tinyseg.data.augment import POLICIES, as_policy
 from tinyseg.data.class_weights import parse_class_weights
 from tinyseg.data.mask_labels import MaskLabels
 from tinyseg.models.options import MODEL, MODEL_OPTIONS, check_model_settings
@@ -193,7 +193,9 @@ def check_config(config: TrainConfig) -> None:
     Each row checks its own value (check_options); then the limits that
     involve two settings, and what only fits the built-in data or a folder.
     """
-    settings = {**vars(config), "augment": augment_policy(config.augment)}
+    settings = vars(config)
+    if isinstance(config.augment, bool):                    # older callers: True/False, "flip"/"none"
+        settings = {**settings, "augment": as_policy(config.augment)}
     check_options(settings, TRAIN_OPTIONS)
     check_model_settings(config.model, settings)            # the FCN's depth, the naive window
     if config.warmup_epochs and config.warmup_epochs >= config.epochs:
@@ -208,15 +210,6 @@ def check_config(config: TrainConfig) -> None:
     if config.train_count is not None:
         raise ValueError("--train-count applies to the built-in shapes data; a folder trains on "
                          f"every training pair it holds (got --train-count {config.train_count})")
-
-
-def augment_policy(value) -> str:
-    """An augment setting as a policy: old checkpoints stored True/False for "flip"/"none"."""
-    if value is True:
-        return "flip"
-    if value is False:
-        return "none"
-    return value
 
 
 def check_shapes_config(config: TrainConfig) -> None:
@@ -243,7 +236,7 @@ def ready_to_train(config: TrainConfig) -> TrainConfig:
     if config.data == "shapes":
         counts = dict(train_count=config.train_count or SHAPES_TRAIN_COUNT,
                       val_count=config.val_count or SHAPES_VAL_COUNT)
-    return replace(config, augment=augment_policy(config.augment), **counts)
+    return replace(config, augment=as_policy(config.augment), **counts)
 
 
 def resume_changes(saved: dict, config: TrainConfig, path: str) -> list:
@@ -270,7 +263,8 @@ def resume_changes(saved: dict, config: TrainConfig, path: str) -> list:
 
 
 def comparable(name: str, value):
-    """A stored or given setting in one form: a policy for augment, a list for a tuple (--crop)."""
+    """A stored or given setting in one form: a policy for augment (old checkpoints stored True or
+    False), a list for a tuple (--crop)."""
     if name == "augment":
-        value = augment_policy(value)
+        value = as_policy(value)
     return list(value) if isinstance(value, tuple) else value
