@@ -1,6 +1,7 @@
 """The shape of the code: no import cycle between tinyseg's modules, no file over 400 lines.
 
     python tests/test_structure.py               # the files, their lines, those over the limit, any cycle
+    python tests/test_structure.py /tmp/old      # the same for another checkout (git worktree, git archive)
     python -m pytest tests/test_structure.py     # the same, as tests
 
 MiniTorch's files are 100 to 400 lines, one sitting each, and a reader who
@@ -50,8 +51,8 @@ def python_files(folder: str, root: str = ROOT) -> list[str]:
     return sorted(found)
 
 
-def line_count(path: str) -> int:
-    with open(os.path.join(ROOT, path), encoding="utf-8") as file:
+def line_count(path: str, root: str = ROOT) -> int:
+    with open(os.path.join(root, path), encoding="utf-8") as file:
         return sum(1 for _ in file)
 
 
@@ -211,9 +212,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-def long_files() -> dict[str, int]:
+def long_files(root: str = ROOT) -> dict[str, int]:
     """Files of tinyseg/ and benchmarks/ over MOST_LINES lines, with their line counts."""
-    counts = {p: line_count(p) for folder in CHECKED for p in python_files(folder)}
+    counts = {p: line_count(p, root) for folder in CHECKED for p in python_files(folder, root)}
     return {p: n for p, n in counts.items() if n > MOST_LINES}
 
 
@@ -253,17 +254,18 @@ def test_the_cycle_finder_finds_a_lazy_import_and_sees_through_a_re_export(tmp_p
 
 
 # ----------------------------------------------------------------- as a script
-def main() -> None:
-    package = Package()
+def main(root: str = ROOT) -> None:
+    """Print the shape of the checkout at `root`: files and lines, those over the limit, cycles."""
+    package = Package(root=root)
     graph = package.graph()
-    files = [p for folder in CHECKED for p in python_files(folder)]
-    total = sum(line_count(p) for p in files)
+    files = [p for folder in CHECKED for p in python_files(folder, root)]
+    total = sum(line_count(p, root) for p in files)
     print(f"{len(files)} files in {' and '.join(f + '/' for f in CHECKED)}, {total} lines; "
           f"{len(graph)} modules of tinyseg, {sum(map(len, graph.values()))} imports between them")
-    print(f"over {MOST_LINES} lines:", ", ".join(f"{p} ({n})" for p, n in long_files().items()) or "none")
+    print(f"over {MOST_LINES} lines:", ", ".join(f"{p} ({n})" for p, n in long_files(root).items()) or "none")
     found = cycles(graph)
     print("import cycles:", "; ".join(" <-> ".join(group) for group in found) or "none")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(*sys.argv[1:2])        # python tests/test_structure.py [ROOT]: another checkout, e.g. an older one
