@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg.data import SegmentationDataset
-from tinyseg.data.augment import (POLICIES, Augmentation, add_arguments, apply_augmentation,
-                                  as_policy, augment_pair, augmentation_grid, brightness_contrast,
-                                  draw_augmentation, example_rng, random_scale_crop_pair,
-                                  rotate90_pair, run)
+from tinyseg.commands.augment import add_arguments, run
+from tinyseg.data.augment import (POLICIES, Augmentation, apply_augmentation, as_policy, augment_pair,
+                                  augmentation_grid, brightness_contrast, draw_augmentation,
+                                  example_rng, random_scale_crop_pair, rotate90_pair)
 
 IGNORE = 255
 
