@@ -7,7 +7,10 @@
 # the whole reason a convolution's backward is cheap: the gradient with
 # respect to the input IS a transpose convolution of the output's gradient.
 #
-# Read next to it: `tinyseg/functional/conv.py`.
+# Read next to it: `tinyseg/functional/conv.py`, the textbook kernels. On the
+# CPU the same numbers come by default from their fast twins in
+# `fast_conv.py` (the line printed below says which form runs); the section
+# "The same numbers from both forms" shows how to switch and compares them.
 
 # %%
 import os
@@ -23,6 +26,7 @@ from tinyseg.visualize import save_grid
 OUT = Path(os.environ.get("TINYSEG_LESSONS_OUT", "runs/lessons"))
 OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
+print(F.kernels.describe())
 
 # %% [markdown]
 # ## Convolution is a sum over each window
@@ -109,6 +113,27 @@ print("gradcheck conv2d (stride 2, padding 1): passed")
 g64 = Tensor(rng.standard_normal((1, 3, 3, 3)), requires_grad=True)
 assert tinyseg.gradcheck(lambda g, w: F.conv_transpose2d(g, w, stride=2, padding=1), g64, w64)
 print("gradcheck conv_transpose2d (stride 2, padding 1): passed")
+
+# %% [markdown]
+# ## The same numbers from both forms
+#
+# Inside `with F.kernels("textbook"):` a convolution runs the kernels of
+# `conv.py`, `W @ im2col(x)`: step into `F.conv2d` there with a debugger and
+# you reach `im2col`. Outside it, `fast_conv.py`'s twins (`fast_forward` for
+# `textbook_forward`, ...) build the columns one cache-sized band at a time,
+# never the whole matrix. Same convolution, same gradients, to rounding.
+
+# %%
+forms = {}
+for form in ("textbook", "fast"):
+    with F.kernels(form):
+        xt = Tensor(x, requires_grad=True)
+        y_form = F.conv2d(xt, Tensor(w), stride=2, padding=1)
+        y_form.backward(g)
+        forms[form] = (y_form.numpy(), xt.grad)
+difference = max(np.abs(a - b).max() for a, b in zip(forms["textbook"], forms["fast"]))
+print(f"largest difference, textbook against fast, output and input gradient: {difference:.1e}")
+assert difference < 1e-12
 
 # %% [markdown]
 # ## What a filter sees

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import reference
-import tinyseg.functional.conv as conv_module
 from strategies import ConvConfig, TransposeConvConfig, conv_configs, normal_arrays, seeds, transpose_conv_configs
 from tinyseg import Tensor, backend, gradcheck
 from tinyseg import functional as F
@@ -22,17 +19,7 @@ NON_SQUARE_ODD = ConvConfig(3, 3, 2, 7, 5, (1, 4), (2, 1), (2, 1))
 KERNEL_IS_PADDED_INPUT = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
 
 
-KERNELS = pytest.mark.parametrize("fast", [True, False], ids=["fast", "textbook"])
-
-
-@contextlib.contextmanager
-def kernels(fast: bool):
-    """Run the block through the fast path (the CPU default) or through the textbook kernels."""
-    saved, conv_module.USE_FAST_PATH = conv_module.USE_FAST_PATH, fast
-    try:
-        yield
-    finally:
-        conv_module.USE_FAST_PATH = saved
+KERNELS = pytest.mark.parametrize("form", ["fast", "textbook"])    # F.kernels(form) around the check
 
 
 def tensor(array, device, requires_grad=False):
@@ -52,8 +39,8 @@ def inner(a, b) -> float:
 @example(cfg=STRIDE_ABOVE_KERNEL, use_bias=True, seed=0)
 @example(cfg=NON_SQUARE_ODD, use_bias=True, seed=0)
 @example(cfg=KERNEL_IS_PADDED_INPUT, use_bias=False, seed=0)
-def test_conv2d_matches_direct_loop(device, fast, cfg, use_bias, seed):
-    with kernels(fast):
+def test_conv2d_matches_direct_loop(device, form, cfg, use_bias, seed):
+    with F.kernels(form):
         check_conv2d_matches_direct_loop(device, cfg, use_bias, seed)
 
 
@@ -99,8 +86,8 @@ def test_conv2d_reads_non_contiguous_input(device):
 @settings(max_examples=20)
 @given(cfg=conv_configs(max_batch=2, max_channels=3, max_side=6), use_bias=st.booleans(), seed=seeds)
 @example(cfg=STRIDE_ABOVE_KERNEL, use_bias=True, seed=0)
-def test_conv2d_gradcheck(device, fast, cfg, use_bias, seed):
-    with kernels(fast):
+def test_conv2d_gradcheck(device, form, cfg, use_bias, seed):
+    with F.kernels(form):
         check_conv2d_gradcheck(device, cfg, use_bias, seed)
 
 
@@ -128,8 +115,8 @@ def test_conv2d_weight_grad_alone_when_input_needs_none(device):
 @given(cfg=transpose_conv_configs(), use_bias=st.booleans(), seed=seeds)
 @example(cfg=TransposeConvConfig(1, 1, 1, 3, 3, (3, 3), (2, 2), (1, 1), (1, 1)), use_bias=False, seed=0)
 @example(cfg=TransposeConvConfig(2, 3, 2, 4, 3, (1, 2), (3, 2), (0, 1), (2, 0)), use_bias=True, seed=0)
-def test_conv_transpose2d_matches_scatter_loop(device, fast, cfg, use_bias, seed):
-    with kernels(fast):
+def test_conv_transpose2d_matches_scatter_loop(device, form, cfg, use_bias, seed):
+    with F.kernels(form):
         check_conv_transpose2d_matches_scatter_loop(device, cfg, use_bias, seed)
 
 
@@ -197,3 +184,52 @@ def test_conv2d_input_gradient_is_conv_transpose2d_of_output_gradient(cfg, seed)
     expected = F.conv_transpose2d(Tensor(gy), w, stride=cfg.stride, padding=cfg.padding,
                                   output_padding=cfg.output_padding)
     np.testing.assert_allclose(x.grad, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------- which kernels run
+def test_kernels_switches_the_form_inside_the_block_and_restores_it_after():
+    assert F.kernels.current() == "fast"
+    with F.kernels("textbook") as outer:
+        assert F.kernels.current() == "textbook"
+        with F.kernels("fast"):
+            assert F.kernels.current() == "fast"
+        assert F.kernels.current() == "textbook"
+        with outer:                                          # the same object, entered again
+            assert F.kernels.current() == "textbook"
+        assert F.kernels.current() == "textbook"
+    assert F.kernels.current() == "fast"
+
+
+def test_kernels_restores_the_form_after_an_exception():
+    with pytest.raises(RuntimeError, match="inside"):
+        with F.kernels("textbook"):
+            raise RuntimeError("inside")
+    assert F.kernels.current() == "fast"
+
+
+def test_kernels_names_the_forms_it_takes():
+    with pytest.raises(ValueError, match=r"kernels: form must be one of \('fast', 'textbook'\), got 'slow'"):
+        F.kernels("slow")
+
+
+def test_kernels_says_which_form_runs_and_how_to_step_through_the_other():
+    assert "fast_conv.py" in F.kernels.describe() and 'kernels("textbook")' in F.kernels.describe()
+    with F.kernels("textbook"):
+        assert "W @ im2col(x)" in F.kernels.describe() and 'kernels("fast")' in F.kernels.describe()
+    assert F.kernels.current("cuda") == "textbook"                # a GPU takes the one big product
+
+
+def test_both_forms_give_the_same_convolution_and_gradients():
+    """The operators, not only their kernels: conv2d and conv_transpose2d, forward and backward."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 2))
+    results = {}
+    for form in ("fast", "textbook"):
+        with F.kernels(form):
+            xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+            y = F.conv2d(xt, wt, stride=2, padding=1)
+            up = F.conv_transpose2d(y, wt, stride=2, padding=1, output_padding=(0, 1))
+            (up * up).sum().backward()
+            results[form] = (up.numpy(), xt.grad, wt.grad)
+    for fast, textbook in zip(results["fast"], results["textbook"]):
+        np.testing.assert_allclose(fast, textbook, rtol=1e-10, atol=1e-10)

@@ -1,7 +1,7 @@
 """The fast convolution (tinyseg/functional/fast_conv.py) equals the textbook one (conv.py).
 
-Every kernel of the fast path is checked against the textbook im2col form in
-float64 on drawn shapes: strides above and below the kernel (stride phases),
+Every fast kernel is checked against its textbook twin (fast_forward against
+textbook_forward, ...) in float64 on drawn shapes: strides above and below the kernel (stride phases),
 padding, non-square kernels, and bands so small that a sample splits into
 several, the last one ragged.
 """
@@ -43,7 +43,7 @@ def band_setting(setting):
 @example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), data=None)
 @example(cfg=ONE_PIXEL, bands=(1, 1), data=None)
 def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, data):
-    """forward, input gradient, weight gradient and the fused backward, all four."""
+    """Each fast twin equals its textbook kernel: forward, both gradients, both backwards."""
     with band_setting(bands):
         check_fast_against_textbook(cfg, data)
 
@@ -58,35 +58,29 @@ def check_fast_against_textbook(cfg, data):
         w = data.draw(normal_arrays(cfg.weight_shape))
         gy = data.draw(normal_arrays(cfg.output_shape))
     s, p = cfg.stride, cfg.padding
-    np.testing.assert_allclose(fast_conv.conv_forward(x, w, s, p),
+    np.testing.assert_allclose(fast_conv.fast_forward(x, w, s, p),
                                textbook.textbook_forward(x, w, s, p), **TOLERANCE)
     expected_gx = textbook.textbook_input_grad(gy, w, x.shape, s, p)
     expected_gw = textbook.textbook_weight_grad(gy, x, w.shape, s, p)
-    np.testing.assert_allclose(fast_conv.conv_input_grad(gy, w, x.shape, s, p), expected_gx, **TOLERANCE)
-    np.testing.assert_allclose(fast_conv.conv_weight_grad(gy, x, w.shape, s, p), expected_gw, **TOLERANCE)
-    gx, gw = fast_conv.conv_backward(gy, x, w, s, p)
-    np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
-    np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.fast_input_grad(gy, w, x.shape, s, p), expected_gx, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.fast_weight_grad(gy, x, w.shape, s, p), expected_gw, **TOLERANCE)
     y, gw = fast_conv.forward_and_weight_grad(x, w, gy, s, p)        # one column pass, two products
     np.testing.assert_allclose(y, textbook.textbook_forward(x, w, s, p), **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
-    check_transpose_backward_against_textbook(x, w, gy, s, p)
-
-
-def check_transpose_backward_against_textbook(x, w, gy, s, p):
-    """conv_transpose(gy, w) has input gy and output gradient x: its gradients are conv's forward of x
-    and conv's weight gradient with the roles swapped, by the fast path and the textbook kernels."""
     for need_input, need_weight in ((True, True), (True, False), (False, True)):
-        fast = fast_conv.conv_transpose_backward(x, gy, w, s, p, need_input, need_weight)
-        textbook.USE_FAST_PATH = False
-        try:
-            expected = textbook.conv_transpose_backward(x, gy, w, s, p, need_input, need_weight)
-        finally:
-            textbook.USE_FAST_PATH = True
-        for got, want in zip(fast, expected):
-            assert (got is None) == (want is None)
-            if want is not None:
-                np.testing.assert_allclose(got, want, **TOLERANCE)
+        check_twins(fast_conv.fast_backward(gy, x, w, s, p, need_input, need_weight),
+                    textbook.textbook_backward(gy, x, w, s, p, need_input, need_weight))
+        # conv_transpose(gy, w) has input gy and output gradient x (in conv's terms, x is its image)
+        check_twins(fast_conv.fast_transpose_backward(x, gy, w, s, p, need_input, need_weight),
+                    textbook.textbook_transpose_backward(x, gy, w, s, p, need_input, need_weight))
+
+
+def check_twins(fast, expected):
+    """Two (dL/dx or None, dL/dw or None) pairs are equal."""
+    for got, want in zip(fast, expected):
+        assert (got is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
 @settings(max_examples=20, deadline=None)
@@ -97,13 +91,13 @@ def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, 
     """Few outputs, many inputs: the fast forward sums kernel taps instead of building columns."""
     if h + 2 * ph < kh or w + 2 * pw < kw:
         return
-    assert o * fast_conv.FEW_OUTPUTS <= c                  # conv_forward takes the tap sum here
+    assert o * fast_conv.FEW_OUTPUTS <= c                  # fast_forward takes the tap sum here
     x = data.draw(normal_arrays((n, c, h, w)))
     weight = data.draw(normal_arrays((o, c, kh, kw)))
     expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw))
     bands = fast_conv.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
-    np.testing.assert_allclose(fast_conv.conv_forward_by_taps(x, weight, bands), expected, **TOLERANCE)
-    np.testing.assert_allclose(fast_conv.conv_forward(x, weight, (1, 1), (ph, pw)), expected, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands), expected, **TOLERANCE)
+    np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw)), expected, **TOLERANCE)
 
 
 @settings(max_examples=40, deadline=None)
@@ -114,7 +108,7 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
                                                                     bands):
     """Trick 6: for stride 1, both gradients come from dL/dy's columns (a convolution of dL/dy
     with the half-turned weight), on non-square kernels and unequal paddings up to kernel - 1."""
-    c = o + extra                                          # O <= C: where conv_backward takes it
+    c = o + extra                                          # O <= C: where fast_backward takes it
     ph, pw = data.draw(st.integers(0, kh - 1)), data.draw(st.integers(0, kw - 1))
     if h + 2 * ph < kh or w + 2 * pw < kw:
         return
@@ -170,12 +164,13 @@ def test_stride_phases_hold_every_pixel_once():
     np.testing.assert_array_equal(back, image)
 
 
-def test_the_operators_take_the_fast_path_on_the_cpu(monkeypatch):
-    """conv.py's kernels call fast_conv for NumPy arrays, and the textbook form when switched off."""
+def test_the_operators_take_the_fast_kernels_on_the_cpu_unless_told_textbook(monkeypatch):
+    """conv.py's dispatchers call fast_conv for NumPy arrays, and the textbook kernels inside
+    `with kernels("textbook")`."""
     calls = []
-    monkeypatch.setattr(fast_conv, "conv_forward", lambda *args: calls.append("fast") or "fast")
+    monkeypatch.setattr(fast_conv, "fast_forward", lambda *args: calls.append("fast") or "fast")
     x, w = np.zeros((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
     assert textbook.conv_forward(x, w, (1, 1), (0, 0)) == "fast"
-    monkeypatch.setattr(textbook, "USE_FAST_PATH", False)
-    assert textbook.conv_forward(x, w, (1, 1), (0, 0)).shape == (1, 1, 2, 2)
+    with textbook.kernels("textbook"):
+        assert textbook.conv_forward(x, w, (1, 1), (0, 0)).shape == (1, 1, 2, 2)
     assert calls == ["fast"]

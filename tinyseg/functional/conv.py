@@ -20,12 +20,18 @@ autograd operators below are made of the same three kernels, swapped:
     conv2d            forward: forward       backward: input_grad, weight_grad
     conv_transpose2d  forward: input_grad    backward: forward,    weight_grad
 
-The fast path. On the CPU the operators call tinyseg/functional/fast_conv.py
-instead, which computes the same numbers with the same three products but
-builds the columns one cache-sized band at a time (and reads strided
-convolutions through their stride phases): the whole column matrix never
-goes to memory. Read the textbook kernels here first; fast_conv.py says what
-each trick buys, and tests/test_fast_conv.py proves the two equal.
+Which form runs. Each kernel has a fast twin in fast_conv.py (fast_forward
+for textbook_forward, ...) that computes the same numbers from columns built
+one cache-sized band at a time, so the whole column matrix never goes to
+memory. On NumPy arrays the fast twins run by default; CuPy arrays take the
+textbook kernels (one big product suits a GPU). To step through this file's
+kernels instead, run the code inside
+
+    with tinyseg.functional.kernels("textbook"):
+        y = F.conv2d(x, w)               # conv_forward -> textbook_forward -> im2col
+
+and `kernels.current()` says which form runs. tests/test_fast_conv.py proves
+each twin equal to its textbook kernel on drawn shapes.
 """
 
 from __future__ import annotations
@@ -37,8 +43,6 @@ from tinyseg.functional.validate import (
 )
 from tinyseg.im2col import col2im, im2col, output_size
 from tinyseg.tensor import Tensor
-
-USE_FAST_PATH = True   # False: every convolution runs the textbook kernels (to compare, or to read)
 
 
 # ----------------------------------------------------------------- the textbook kernels
@@ -68,49 +72,115 @@ def textbook_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tup
     return (gy_rows @ cols.T).reshape(weight_shape)                   # (O, N*OH*OW) @ (N*OH*OW, K)
 
 
-# ----------------------------------------------------------------- which kernels run
-def fast(array) -> bool:
-    """True where the fast path runs: on the CPU, unless USE_FAST_PATH is switched off.
-
-    Its bands are sized for a CPU's cache; a GPU is better served by the one
-    big product of the textbook form.
-    """
-    return USE_FAST_PATH and backend.device_of(array) == "cpu"
-
-
-def conv_forward(x, w, stride: tuple, padding: tuple):
-    """y = conv(x, w), by the fast path or the textbook kernel."""
-    if fast(x):
-        return fast_conv.conv_forward(x, w, stride, padding)
-    return textbook_forward(x, w, stride, padding)
-
-
-def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
-    """dL/dx of conv (and the transpose convolution's forward)."""
-    if fast(gy):
-        return fast_conv.conv_input_grad(gy, w, input_shape, stride, padding)
-    return textbook_input_grad(gy, w, input_shape, stride, padding)
-
-
-def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
-    """(dL/dx or None, dL/dw or None); the fast path computes both in one pass over gy."""
-    if fast(gy):
-        return fast_conv.conv_backward(gy, x, w, stride, padding, need_input, need_weight)
+def textbook_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
+                      need_weight: bool = True):
+    """(dL/dx or None, dL/dw or None) of y = conv(x, w): the two adjoints above."""
     gx = textbook_input_grad(gy, w, x.shape, stride, padding) if need_input else None
     gw = textbook_weight_grad(gy, x, w.shape, stride, padding) if need_weight else None
     return gx, gw
 
 
-def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
+def textbook_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
+                                need_weight: bool = True):
     """(dL/dx or None, dL/dw or None) of y = conv_transpose(x, w): conv's forward and weight gradient.
 
-    The fast path builds gy's columns once for both products.
+    y is conv's input gradient for the output gradient x, so in conv's terms gy
+    is the image and x the output gradient: dL/dx = conv(gy, w), and dL/dw is
+    conv's weight gradient of the image gy under the output gradient x.
     """
-    if fast(gy):
-        return fast_conv.conv_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
-    gx = textbook_forward(gy, w, stride, padding) if need_input else None
-    gw = textbook_weight_grad(x, gy, w.shape, stride, padding) if need_weight else None
+    image, out_grad = gy, x                                           # conv's roles
+    gx = textbook_forward(image, w, stride, padding) if need_input else None
+    gw = textbook_weight_grad(out_grad, image, w.shape, stride, padding) if need_weight else None
     return gx, gw
+
+
+# ----------------------------------------------------------------- which kernels run
+FORMS = ("fast", "textbook")
+_form = "fast"                  # changed only by `with kernels(...)`, as autograd's no_grad does
+
+
+class kernels:
+    """Context manager: which form of the convolution's kernels runs inside the block.
+
+        import tinyseg.functional as F
+        F.kernels.current()                  # "fast": fast_conv.py, the default on the CPU
+        with F.kernels("textbook"):          # the kernels above: W @ im2col(x)
+            y = F.conv2d(x, w)
+        F.kernels.current()                  # "fast" again, after an exception too
+
+    Blocks nest, and one object may be entered again inside itself: each exit
+    restores the form that ran before its entry. CuPy arrays take the textbook
+    kernels in either form (the bands are sized for a CPU's cache). Only the
+    convolutions switch: the fused losses and batch norm have their textbook
+    forms beside them as functions of their own (F.cross_entropy_textbook, ...).
+    """
+
+    def __init__(self, form: str):
+        if form not in FORMS:
+            raise ValueError(f"kernels: form must be one of {FORMS}, got {form!r}")
+        self.form = form
+        self._saved = []                # the form before each entry, innermost last
+
+    def __enter__(self) -> "kernels":
+        global _form
+        self._saved.append(_form)
+        _form = self.form
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        global _form
+        _form = self._saved.pop()
+
+    @staticmethod
+    def current(device: str = "cpu") -> str:
+        """The form a convolution on `device` runs now: "fast" or "textbook" (always on "cuda")."""
+        return _form if device == "cpu" else "textbook"
+
+    @staticmethod
+    def describe(device: str = "cpu") -> str:
+        """One line for a reader: which form runs on `device`, and how to step through the other."""
+        if kernels.current(device) == "fast":
+            return ("convolutions run the fast kernels (tinyseg/functional/fast_conv.py); to step "
+                    "through the textbook ones, W @ im2col(x) in tinyseg/functional/conv.py, run "
+                    "inside `with tinyseg.functional.kernels(\"textbook\"):`")
+        other = ("the fast ones (fast_conv.py) run on the CPU inside "
+                 "`with tinyseg.functional.kernels(\"fast\"):`" if device == "cpu"
+                 else "the fast ones (fast_conv.py) are for the CPU")
+        return (f"convolutions on {device} run the textbook kernels, W @ im2col(x) "
+                f"(tinyseg/functional/conv.py); {other}")
+
+
+def runs_fast(array) -> bool:
+    """True where fast_conv.py's kernels run on `array`: see `kernels`."""
+    return kernels.current(backend.device_of(array)) == "fast"
+
+
+def conv_forward(x, w, stride: tuple, padding: tuple):
+    """y = conv(x, w): fast_forward or textbook_forward."""
+    if runs_fast(x):
+        return fast_conv.fast_forward(x, w, stride, padding)
+    return textbook_forward(x, w, stride, padding)
+
+
+def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
+    """dL/dx of conv (and the transpose convolution's forward): fast_input_grad or textbook_input_grad."""
+    if runs_fast(gy):
+        return fast_conv.fast_input_grad(gy, w, input_shape, stride, padding)
+    return textbook_input_grad(gy, w, input_shape, stride, padding)
+
+
+def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
+    """(dL/dx or None, dL/dw or None) of conv: fast_backward or textbook_backward."""
+    if runs_fast(gy):
+        return fast_conv.fast_backward(gy, x, w, stride, padding, need_input, need_weight)
+    return textbook_backward(gy, x, w, stride, padding, need_input, need_weight)
+
+
+def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
+    """(dL/dx or None, dL/dw or None) of conv_transpose: the fast or the textbook transpose_backward."""
+    if runs_fast(gy):
+        return fast_conv.fast_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
+    return textbook_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
 
 
 # ----------------------------------------------------------------- autograd operators

@@ -31,6 +31,13 @@ so the loss pushes its probabilities down. With s = 0 the only way to get
 D_c = 0 is a batch with no pixel counted at all (every target ignored): that
 class's loss is defined as 0 with no gradient instead of 0/0.
 
+Two forms. dice_loss_textbook is the table above as Tensor operations
+(softmax, masked sums, the ratio, the weighted mean) with autograd finding
+the backward: read it first. dice_loss is one operator with the backward
+written out below, which keeps p and the one-hot target and no intermediate
+of the ratio. tests/test_textbook_forms.py proves the two equal in value and
+gradient.
+
 The backward, written out. Let a_c = d L / d loss_c (from the reduction:
 grad * w_c / sum_k w_k for "mean", grad * w_c for "sum", grad_c * w_c for
 "none"). By the quotient rule, for a counted pixel i,
@@ -57,9 +64,36 @@ from __future__ import annotations
 
 import numbers
 
-from tinyseg.functional.activation import log_softmax_array
-from tinyseg.functional.loss import check_loss_input, check_target, check_weight
+from tinyseg.functional.activation import log_softmax_array, softmax
+from tinyseg.functional.loss import check_loss_input, check_target, check_weight, onehot_and_pixel_weights
 from tinyseg.tensor import Tensor
+
+
+def dice_loss_textbook(input: Tensor, target, weight=None, ignore_index: int = -100,
+                       smooth: float = 1.0, reduction: str = "mean") -> Tensor:
+    """dice_loss below, as the formulas read: Tensor operations only, so autograd differentiates it.
+
+    The same arguments and numbers as dice_loss, except one corner: with
+    smooth = 0 and every pixel ignored, D_c = 0 and this form gives 0/0 = nan
+    where dice_loss defines the loss as 0.
+    """
+    op = "dice_loss"
+    check_loss_input(op, input, reduction)
+    check_smooth(op, smooth)
+    target = check_target(op, input, target, ignore_index)
+    class_weight = check_weight(op, input, weight)
+    class_weight = input.xp.ones(input.shape[1], dtype=input.dtype) if class_weight is None else class_weight
+    onehot, counted = onehot_and_pixel_weights(input, target, None, ignore_index)
+    counted = counted[:, None]                                       # (N, 1, H, W): 1, or 0 if ignored
+    onehot = onehot * counted                                        # (N, C, H, W): g, 0 if ignored
+    pixel_axes = (0,) + tuple(range(2, input.ndim))                  # every axis but C
+    counted_p = softmax(input, dim=1) * counted                      # (N, C, H, W): p, 0 if ignored
+    intersection = (counted_p * onehot).sum(axis=pixel_axes)         # (C,): I_c
+    denominator = counted_p.sum(axis=pixel_axes) + onehot.sum(axis=pixel_axes) + smooth   # (C,): D_c
+    losses = (1 - (2 * intersection + smooth) / denominator) * class_weight   # (C,): w_c loss_c
+    if reduction == "mean":
+        return losses.sum() / class_weight.sum()
+    return losses.sum() if reduction == "sum" else losses
 
 
 def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smooth: float = 1.0,
@@ -74,9 +108,7 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
     """
     op = "dice_loss"
     check_loss_input(op, input, reduction)
-    if (not isinstance(smooth, numbers.Real) or isinstance(smooth, bool)
-            or not smooth >= 0 or smooth == float("inf")):
-        raise ValueError(f"{op}: smooth must be a finite number >= 0, got {smooth!r}")
+    check_smooth(op, smooth)
     xp = input.xp
     n_classes = input.shape[1]
     target = check_target(op, input, target, ignore_index)
@@ -117,3 +149,10 @@ def dice_loss(input: Tensor, target, weight=None, ignore_index: int = -100, smoo
 
     return Tensor.from_op(out, (input,), backward, op, ignore_index=ignore_index, smooth=smooth,
                           reduction=reduction)
+
+
+def check_smooth(op: str, smooth) -> None:
+    """ValueError unless smooth is a finite real number >= 0 (bools are refused too)."""
+    if (not isinstance(smooth, numbers.Real) or isinstance(smooth, bool)
+            or not smooth >= 0 or smooth == float("inf")):
+        raise ValueError(f"{op}: smooth must be a finite number >= 0, got {smooth!r}")

@@ -46,9 +46,13 @@ q^(gamma-1) l = q^gamma (l / q) -> 0 * (-1) = 0. So g is computed as
 which has no infinity in it for any gamma >= 0: confident logits (margins of
 1e3) give a finite loss and gradient.
 
-This is the plain form (log_softmax_array, then exp; the one-hot as a
-comparison), not cross_entropy's one-buffer fast form: focal loss is an
-option, cross-entropy the default.
+Two forms. focal_loss_textbook is the loss line at the top as Tensor
+operations (log_softmax, the true class picked by a one-hot mask, the power,
+the weighted mean) with autograd finding the backward: read it first.
+focal_loss is one operator with the backward above written out, finite for
+every gamma >= 0 and every finite score, where autograd through
+(1 - p_t)^gamma meets 0 * inf at p_t = 1 for gamma < 1.
+tests/test_textbook_forms.py proves the two equal in value and gradient.
 """
 
 from __future__ import annotations
@@ -56,9 +60,31 @@ from __future__ import annotations
 import math
 import numbers
 
-from tinyseg.functional.activation import log_softmax_array
-from tinyseg.functional.loss import check_loss_input, check_target, check_weight, reduce_pixel_losses
+from tinyseg.functional.activation import log_softmax, log_softmax_array
+from tinyseg.functional.loss import (
+    check_loss_input, check_target, check_weight, onehot_and_pixel_weights, reduce_pixel_losses,
+)
 from tinyseg.tensor import Tensor
+
+
+def focal_loss_textbook(input: Tensor, target, gamma: float = 2.0, weight=None,
+                        ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """focal_loss below, as the formula reads: Tensor operations only, so autograd differentiates it.
+
+    The same arguments and numbers as focal_loss where p_t < 1. Where a pixel's
+    p_t rounds to 1 and 0 < gamma < 1, autograd's (1 - p_t)^(gamma - 1) is
+    infinite and its gradient nan; focal_loss takes the limit there.
+    """
+    op = "focal_loss"
+    check_loss_input(op, input, reduction)
+    check_gamma(op, gamma)
+    target = check_target(op, input, target, ignore_index)
+    onehot, pixel_weight = onehot_and_pixel_weights(input, target, check_weight(op, input, weight),
+                                                    ignore_index)
+    log_pt = (log_softmax(input, dim=1) * onehot).sum(axis=1)        # (N, H, W): log p of the true class
+    modulating = (1 - log_pt.exp()) ** gamma                         # (N, H, W): (1 - p_t)^gamma
+    losses = -modulating * log_pt * pixel_weight                     # (N, H, W): w[t], 0 where ignored
+    return reduce_pixel_losses(losses, pixel_weight.sum(), reduction)
 
 
 def focal_loss(input: Tensor, target, gamma: float = 2.0, weight=None, ignore_index: int = -100,

@@ -8,12 +8,15 @@ computed through the log-sum-exp trick of log_softmax (activation.py), so
 scores of 1e4 give a finite loss. Its gradient is beautifully simple:
 softmax(x) - onehot(t).
 
-How it is computed (what it buys). log_softmax as written makes five
-(N, C, H, W) arrays; here one buffer goes x - max -> exp -> softmax in
-place, the loss reads the shifted score of the true class only, and backward
-scales the kept softmax once and subtracts at the true classes only (no
-one-hot array). On 8x4x128x128 float32 that is about half the passes over
-memory of the term-by-term form (benchmarks/bench_ops.py, "cross_entropy").
+Two forms. cross_entropy_textbook is the formula as Tensor operations
+(log_softmax, the true class picked by a one-hot mask, the weighted mean):
+read it first, autograd differentiates it. cross_entropy is the same numbers
+fused into one operator with its backward written out: one buffer goes
+x - max -> exp -> softmax in place, the loss reads the shifted score of the
+true class only, and backward scales the kept softmax once and subtracts at
+the true classes only (no one-hot array), because passes over memory, not
+arithmetic, set its pace (measured: benchmarks/results/kernels.md).
+tests/test_textbook_forms.py proves the two equal in value and gradient.
 
 Segmentation logits are (N, C, H, W) and targets (N, H, W): the same formula
 at every pixel. Pixels whose target is `ignore_index` (e.g. unlabelled
@@ -30,10 +33,44 @@ import math
 import numpy as np
 
 from tinyseg import backend
+from tinyseg.functional.activation import log_softmax
 from tinyseg.functional.validate import check_tensor
 from tinyseg.tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy_textbook(logits: Tensor, target, weight=None, ignore_index: int = -100,
+                           reduction: str = "mean") -> Tensor:
+    """cross_entropy below, as the formula reads: Tensor operations only, so autograd differentiates it.
+
+    The same arguments and numbers as cross_entropy; its graph keeps log p and
+    a few more (N, C, H, W) arrays for backward, where the fused form keeps one.
+    """
+    op = "cross_entropy"
+    check_loss_input(op, logits, reduction)
+    target = check_target(op, logits, target, ignore_index)
+    onehot, pixel_weight = onehot_and_pixel_weights(logits, target, check_weight(op, logits, weight),
+                                                    ignore_index)
+    log_p = log_softmax(logits, dim=1)                              # (N, C, H, W)
+    log_pt = (log_p * onehot).sum(axis=1)                           # (N, H, W): log p of the true class
+    losses = -log_pt * pixel_weight                                 # (N, H, W): w[t], 0 where ignored
+    return reduce_pixel_losses(losses, pixel_weight.sum(), reduction)
+
+
+def onehot_and_pixel_weights(logits: Tensor, target, class_weight, ignore_index: int):
+    """Two constant arrays for the textbook losses: the one-hot target (N, C, H, W), an ignored
+    pixel's pointing at class 0, and each pixel's weight (N, H, W): w[t] (1 without class
+    weights), 0 where the target is ignore_index, so that ignored pixels count for nothing."""
+    xp = logits.xp
+    valid = target != ignore_index                                  # (N, H, W) bool
+    safe_target = xp.where(valid, target, 0)                        # ignored -> any real class
+    classes = xp.arange(logits.shape[1]).reshape((1, -1) + (1,) * (logits.ndim - 2))
+    onehot = (safe_target[:, None] == classes).astype(logits.dtype)
+    pixel_weight = valid.astype(logits.dtype)
+    if class_weight is not None:
+        pixel_weight = pixel_weight * class_weight[safe_target]
+    return onehot, pixel_weight
 
 
 def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
@@ -106,8 +143,8 @@ def true_class_positions(target, n_classes: int):
 
 
 def reduce_pixel_losses(losses, total_weight, reduction: str):
-    """Reduce per-pixel losses: mean = sum(losses) / total_weight (the pixels' summed weights),
-    sum, or none (the losses as they are)."""
+    """Reduce per-pixel losses (an array, or a Tensor in the textbook forms): mean =
+    sum(losses) / total_weight (the pixels' summed weights), sum, or none (the losses as they are)."""
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):        # all ignored: 0/0 = nan, as PyTorch
             return losses.sum() / total_weight

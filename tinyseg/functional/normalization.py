@@ -25,7 +25,14 @@ g = dL/dxhat = dL/dy * weight and working the chain rule through mean and var gi
 with the sums over the channel's M values: the gradient minus its mean,
 minus its component along xhat.
 
-How it is computed (what it buys). Per channel, both directions are affine
+Two forms. batch_norm_textbook computes the four lines at the top as Tensor
+operations (mean, variance, normalise, scale) and lets autograd find the
+backward: read it first. batch_norm is the same numbers in one operator with
+the backward above written out, because term by term each step is a pass over
+memory (the passes saved are measured in benchmarks/results/kernels.md).
+tests/test_textbook_forms.py proves the two equal in value and gradient.
+
+How the fused form is computed. Per channel, both directions are affine
 maps with three per-channel numbers, so each is evaluated as such instead of
 term by term:
 
@@ -39,9 +46,7 @@ D = sum(gy * (x - mean)) = sum(gy * x) - mean * sum(gy):
 
 sum(gy * x) is one einsum (no (N, C, H, W) temporary), and xhat is never
 stored: backward keeps only x (which its producer keeps anyway) and four
-(C,) vectors, one (N, C, H, W) array less per layer than storing xhat. On
-8x32x128x128 float32 this cut forward+backward from about 10 to about 5
-passes over the data (benchmarks/bench_ops.py, "batch_norm").
+(C,) vectors, one (N, C, H, W) array less per layer than storing xhat.
 """
 
 from __future__ import annotations
@@ -50,6 +55,40 @@ from tinyseg.functional.validate import check_same_device_and_dtype, check_tenso
 from tinyseg.tensor import Tensor
 
 AXES = (0, 2, 3)  # every axis but the channel axis
+
+
+def batch_norm_textbook(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                        weight: Tensor | None = None, bias: Tensor | None = None,
+                        training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """batch_norm below, as the formulas read: Tensor operations only, so autograd differentiates it.
+
+    The same arguments, checks, numbers and running-estimate updates as
+    batch_norm; its graph keeps x - mean, xhat and more (N, C, H, W) arrays for
+    backward, where the fused form keeps x alone.
+    """
+    check_batch_norm_args("batch_norm", x, running_mean, running_var, weight, bias, training)
+    c = x.shape[1]
+    if training or running_mean is None:                        # the batch's statistics
+        mean = x.mean(axis=AXES, keepdims=True)                 # (1, C, 1, 1)
+        var = ((x - mean) ** 2).mean(axis=AXES, keepdims=True)  # (1, C, 1, 1) biased: divides by M
+        if training and running_mean is not None:
+            m = x.shape[0] * x.shape[2] * x.shape[3]            # values per channel
+            update_running_estimates(running_mean, running_var, mean.data.reshape(c),
+                                     var.data.reshape(c), m, momentum)
+    else:                                                       # the running estimates, constants
+        mean, var = running_mean.data.reshape(1, c, 1, 1), running_var.data.reshape(1, c, 1, 1)
+    xhat = (x - mean) / (var + eps) ** 0.5                      # (N, C, H, W): per channel, mean 0, var 1
+    y = xhat if weight is None else xhat * weight.reshape(1, c, 1, 1)
+    return y if bias is None else y + bias.reshape(1, c, 1, 1)
+
+
+def update_running_estimates(running_mean: Tensor, running_var: Tensor, mean, var, m: int,
+                             momentum: float) -> None:
+    """PyTorch's rule, in place: new = (1 - momentum) * old + momentum * batch, the variance unbiased."""
+    running_mean.data *= 1 - momentum
+    running_mean.data += momentum * mean
+    running_var.data *= 1 - momentum
+    running_var.data += momentum * var * (m / (m - 1))          # unbiased: divides by M - 1
 
 
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -64,36 +103,19 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     (C,) vectors: the mean, 1 / std and the scale weight / std.
     """
     op = "batch_norm"
-    check_tensor(x, "input", op, 4, "(N, C, H, W)")
-    c = x.shape[1]
-    named = {"running_mean": running_mean, "running_var": running_var, "weight": weight, "bias": bias}
-    for name, t in named.items():
-        if t is not None:
-            check_tensor(t, name, op, 1, "(C,)")
-            if t.shape != (c,):
-                raise ValueError(f"{op}: {name} has shape {t.shape}, expected ({c},) for input "
-                                 f"of shape {x.shape}")
-    check_same_device_and_dtype(op, input=x, **named)
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    check_batch_norm_args(op, x, running_mean, running_var, weight, bias, training)
     xp = x.xp
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     m = n * h * w                                               # values per channel
     use_batch_stats = training or running_mean is None
 
     if use_batch_stats:
-        if m < 2 and training:
-            raise ValueError(f"{op}: training needs more than one value per channel, got input "
-                             f"shape {x.shape}")
         mean = x.data.mean(axis=AXES)                           # (C,)
         centred = x.data - mean.reshape(1, c, 1, 1)             # (N, C, H, W), dropped after the next line
         var = channel_dot(xp, centred, centred) / m             # (C,) biased: divides by M
         del centred
         if training and running_mean is not None:               # update the running estimates in place
-            running_mean.data *= 1 - momentum
-            running_mean.data += momentum * mean
-            running_var.data *= 1 - momentum
-            running_var.data += momentum * var * (m / (m - 1))  # unbiased: divides by M - 1
+            update_running_estimates(running_mean, running_var, mean, var, m, momentum)
     else:
         mean, var = running_mean.data, running_var.data         # (C,)
 
@@ -132,6 +154,28 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     return Tensor.from_op(y, parents, backward, op, training=use_batch_stats, eps=eps,
                           momentum=momentum, running_mean=running_mean, running_var=running_var,
                           weight=weight, bias=bias)
+
+
+def check_batch_norm_args(op: str, x: Tensor, running_mean, running_var, weight, bias,
+                          training: bool) -> None:
+    """Shapes, dtypes and devices of batch norm's arguments, and more than one value per channel
+    to train on."""
+    check_tensor(x, "input", op, 4, "(N, C, H, W)")
+    c = x.shape[1]
+    named = {"running_mean": running_mean, "running_var": running_var, "weight": weight, "bias": bias}
+    for name, t in named.items():
+        if t is not None:
+            check_tensor(t, name, op, 1, "(C,)")
+            if t.shape != (c,):
+                raise ValueError(f"{op}: {name} has shape {t.shape}, expected ({c},) for input "
+                                 f"of shape {x.shape}")
+    check_same_device_and_dtype(op, input=x, **named)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    n, _, h, w = x.shape
+    if training and n * h * w < 2:
+        raise ValueError(f"{op}: training needs more than one value per channel, got input "
+                         f"shape {x.shape}")
 
 
 def channel_dot(xp, a, b):

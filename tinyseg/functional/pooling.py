@@ -16,6 +16,10 @@ window holds the maximum more than once (a tie), PyTorch gives it all to the
 gradient of tap (i, j) is gy where that tap won its window and 0 elsewhere;
 col2im's loop over taps puts it back onto the image through the same window
 view, adding where windows overlap (stride < kernel).
+
+This is already the textbook form, so it has no second one beside it: the
+max of each window, one tap at a time, with im2col's view and col2im's tap
+loop (DeZero's pooling_simple takes the same max over copied columns).
 """
 
 from __future__ import annotations
