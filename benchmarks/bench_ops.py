@@ -1,7 +1,8 @@
 """Operator benchmark: tinyseg against PyTorch (CPU) on the same shapes.
 
-    python benchmarks/bench_ops.py            # float32, batch 8
-    python benchmarks/bench_ops.py --quick    # tiny shapes, for a smoke test
+    python benchmarks/bench_ops.py                   # float32, batch 8
+    python benchmarks/bench_ops.py --quick           # tiny shapes, for a smoke test
+    python benchmarks/bench_ops.py --form textbook   # tinyseg's textbook forms instead of its fast ones
 
 For each operator and shape: forward and forward+backward time in ms, the
 same for PyTorch where installed, the ratio tinyseg / PyTorch (lower is
@@ -17,6 +18,11 @@ The two frameworks alternate call by call (tinyseg, PyTorch, tinyseg, ...),
 with a short untimed pause before each call (common.settle), and each
 reports its median, so a burst of load from elsewhere slows both.
 Set OMP_NUM_THREADS=1 to compare one thread against one thread.
+
+`--form textbook` times what a reader steps through first: the convolutions
+inside `F.kernels("textbook")` (W @ im2col(x)) and cross_entropy and
+batch_norm as their textbook forms, built of Tensor operations; set against
+the default run, it measures what the fast forms buy.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 import statistics
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -36,6 +43,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyseg  # noqa: E402
 import tinyseg.functional as F  # noqa: E402
 from common import format_table, machine_stamp, peak_extra_mib, settle, threads_stamp, torch  # noqa: E402
+
+
+# tinyseg.functional with the fused operators swapped for their textbook forms (--form textbook)
+TEXTBOOK_F = types.SimpleNamespace(conv2d=F.conv2d, conv_transpose2d=F.conv_transpose2d,
+                                   max_pool2d=F.max_pool2d, cross_entropy=F.cross_entropy_textbook,
+                                   batch_norm=F.batch_norm_textbook)
 
 
 def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1):
@@ -163,11 +176,12 @@ def gemm_product(case, batch):
     return (lambda: np.matmul(w, cols, out=out)), 2 * case["c_out"] * depth * batch * oh * oh / 1e9
 
 
-def measure(case, batch, repeat):
+def measure(case, batch, repeat, functional=F):
+    """One row of the table; `functional` is tinyseg's F, or TEXTBOOK_F for its textbook forms."""
     rng = np.random.default_rng(0)
     x_np, other_np = make_inputs(case, batch, rng)
     x, other, leaves = framework_inputs(case, x_np, other_np, tinyseg_tensor)
-    fn = op_call(F, case, x, other)
+    fn = op_call(functional, case, x, other)
     forward = {"tinyseg": fn}
     both = {"tinyseg": forward_backward(fn, leaves)}
     if torch is not None:
@@ -204,13 +218,17 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny shapes (a smoke test)")
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--form", choices=("fast", "textbook"), default="fast",
+                        help="tinyseg's fast forms (the default) or its textbook forms")
     args = parser.parse_args(argv)
-    rows = [measure(case, args.batch, args.repeat) for case in cases(args.quick)
-            if args.only in case["name"]]
+    functional = TEXTBOOK_F if args.form == "textbook" else F
+    with F.kernels(args.form):
+        rows = [measure(case, args.batch, args.repeat, functional) for case in cases(args.quick)
+                if args.only in case["name"]]
     columns = ["op", "fwd_ms", "torch_fwd_ms", "fwd_ratio", "fwd_bwd_ms", "torch_fwd_bwd_ms",
                "fwd_bwd_ratio", "GFLOP/s", "of_gemm", "peak_MiB"]
     print(f"float32, batch {args.batch}, median of {args.repeat} (alternating); "
-          f"ratio = tinyseg / PyTorch")
+          f"ratio = tinyseg / PyTorch; tinyseg's {args.form} forms")
     print(f"{machine_stamp()}; {threads_stamp()}")
     print(format_table(rows, columns))
     return rows
