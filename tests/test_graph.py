@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from tinyseg import Tensor, autograd, cat, graph, nn
+from tinyseg import Tensor, autograd, graph
 from tinyseg import functional as F
 from tinyseg.graph import draw, graph_order, to_dot
 from tinyseg.models import FCN, UNet
+from tinyseg.recording import Recording
 
 NODE = re.compile(r'^\s*(v\d+|op\d+) \[label="((?:[^"\\]|\\.)*)"')
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)$")
@@ -44,31 +45,32 @@ def parse(dot: str) -> dict:
 
 
 def operations(root: Tensor) -> list:
-    """The operations recorded in the graph ending at root (tensors that have parents)."""
-    return [t for t in graph_order(root) if t.parents]
+    """The Nodes of the graph ending at root: one per operation backward visits."""
+    return [node for node in autograd.topological_order(root) if isinstance(node, autograd.Node)]
 
 
-def check_against_graph(root: Tensor, dot: str) -> dict:
+def check_against_graph(root: Tensor, seen: Recording, dot: str) -> dict:
     parsed = parse(dot)
     nodes, edges = parsed["nodes"], parsed["edges"]
     recorded = operations(root)
     op_nodes = {n: label for n, label in nodes.items() if n.startswith("op")}
     assert len(op_nodes) == len(recorded)                            # one per operation
-    assert sorted(op_nodes.values()) == sorted(t.op for t in recorded)
-    assert sum(n.startswith("v") for n in nodes) == len(graph_order(root))   # one per tensor
+    assert sorted(op_nodes.values()) == sorted(node.op for node in recorded)
+    assert sum(n.startswith("v") for n in nodes) == len(graph_order(root, seen))   # one per tensor
     for a, b in edges:
         assert a in nodes and b in nodes, f"edge {a} -> {b} joins a missing node"
         assert a.startswith("v") != b.startswith("v"), "edges join a value and an operator"
         assert int(a.lstrip("vop")) <= int(b.lstrip("vop")), "edges run in data-flow order"
-    assert len(edges) == sum(len(t.parents) + 1 for t in recorded)
+    assert len(edges) == sum(len(node.parents) + 1 for node in recorded)
     return parsed
 
 
 def test_a_tiny_graph_by_hand():
     x = Tensor(np.ones((1, 3), dtype=np.float32), requires_grad=True)
     w = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
-    loss = (x @ w).relu().sum()
-    parsed = check_against_graph(loss, to_dot(loss))
+    with Recording() as seen:
+        loss = (x @ w).relu().sum()
+    parsed = check_against_graph(loss, seen, to_dot(loss, seen))
     assert [label for n, label in parsed["nodes"].items() if n.startswith("op")] == ["matmul", "relu", "sum"]
     assert parsed["nodes"]["v0"] == "(1, 3) float32\nrequires grad"        # x, then w, then matmul
     assert parsed["nodes"]["v1"] == "(3, 2) float32\nrequires grad"
@@ -79,8 +81,9 @@ def test_a_tiny_graph_by_hand():
 def test_a_tensor_used_twice_and_a_constant_are_one_node_each():
     x = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=True)
     constant = Tensor(np.ones((2, 2)))                               # no grad: drawn, not walked
-    y = x * x + constant
-    parsed = check_against_graph(y, to_dot(y))
+    with Recording() as seen:
+        y = x * x + constant
+    parsed = check_against_graph(y, seen, to_dot(y, seen))
     assert parsed["edges"].count(("v0", "op1")) == 2                 # x feeds mul twice
     assert "requires grad" not in parsed["nodes"]["v2"]              # the constant
     assert "(2, 2) float64" in parsed["nodes"]["v2"]
@@ -89,24 +92,29 @@ def test_a_tensor_used_twice_and_a_constant_are_one_node_each():
 def test_names_label_tensors_no_module_owns():
     x = Tensor(np.ones((1, 3), dtype=np.float32), requires_grad=True)
     w = Tensor(np.ones((3, 2), dtype=np.float32), requires_grad=True)
-    parsed = parse(to_dot((x @ w).sum(), names={"x": x, "w": w}))
+    with Recording() as seen:
+        loss = (x @ w).sum()
+    parsed = parse(to_dot(loss, seen, names={"x": x, "w": w}))
     assert parsed["nodes"]["v0"].startswith("x\n(1, 3)") and parsed["nodes"]["v1"].startswith("w\n(3, 2)")
 
 
 def test_a_graph_without_operations_is_one_value():
-    parsed = parse(to_dot(Tensor(np.zeros(3))))
+    parsed = parse(to_dot(Tensor(np.zeros(3)), Recording()))
     assert list(parsed["nodes"]) == ["v0"] and parsed["edges"] == []
 
 
 def unet_loss(**kwargs):
+    """(model, loss, the Recording of the forward pass) of a small U-Net."""
     model = UNet(2, 3, base_channels=2, depth=2, **kwargs)
-    logits = model(Tensor(np.zeros((1, 2, 8, 8), dtype=np.float32)))
-    return model, F.cross_entropy(logits, np.zeros((1, 8, 8), dtype=np.int64))
+    with Recording() as seen:
+        logits = model(Tensor(np.zeros((1, 2, 8, 8), dtype=np.float32)))
+        loss = F.cross_entropy(logits, np.zeros((1, 8, 8), dtype=np.int64))
+    return model, loss, seen
 
 
 def test_unet_parameters_are_named_and_every_parameter_is_drawn():
-    model, loss = unet_loss(batch_norm=True)
-    parsed = check_against_graph(loss, to_dot(loss, model=model))
+    model, loss, seen = unet_loss(batch_norm=True)
+    parsed = check_against_graph(loss, seen, to_dot(loss, seen, model=model))
     labels = "\n".join(parsed["nodes"].values())
     for name, parameter in model.named_parameters():
         assert f"{name}\n{parameter.shape} float32\nrequires grad" in labels
@@ -117,8 +125,8 @@ def test_unet_parameters_are_named_and_every_parameter_is_drawn():
     (2, {"encoder.0", "encoder.1", "decoder.0", "bottleneck.0", "head"}),
 ])
 def test_grouping_by_module_boxes_what_each_module_made(depth, expected):
-    model, loss = unet_loss()
-    parsed = check_against_graph(loss, to_dot(loss, model=model, group_depth=depth))
+    model, loss, seen = unet_loss()
+    parsed = check_against_graph(loss, seen, to_dot(loss, seen, model=model, group_depth=depth))
     boxes = {label: inside for label, inside in parsed["clusters"]}
     assert expected <= set(boxes)
     nodes = parsed["nodes"]
@@ -135,31 +143,29 @@ def test_grouping_by_module_boxes_what_each_module_made(depth, expected):
 
 
 def test_nested_boxes_hold_their_children():
-    model, loss = unet_loss()
-    parsed = parse(to_dot(loss, model=model, group_depth=3))
+    model, loss, seen = unet_loss()
+    parsed = parse(to_dot(loss, seen, model=model, group_depth=3))
     boxes = dict(parsed["clusters"])
     assert set(boxes["encoder.0.0"]) < set(boxes["encoder.0"]) < set(boxes["encoder"])
 
 
-def test_module_recording_and_the_scope_stack():
-    conv = nn.Conv2d(1, 1, 3)
-    block = nn.Sequential(conv, nn.ReLU())
-    y = block(Tensor(np.zeros((1, 1, 5, 5), dtype=np.float32)))
-    assert y.module is block[1] and y.parents[0].module is conv
-    assert autograd.current_module() is None                        # popped after forward
-    with pytest.raises(ValueError):
-        conv(Tensor(np.zeros((1, 2, 5, 5), dtype=np.float32)))       # wrong channels
-    assert autograd.current_module() is None                        # popped after an error too
-    assert cat([y, y], axis=1).module is None                        # made outside any module
+def test_an_operation_made_outside_the_recording_is_named():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match="'mul' operation .* was not recorded"):
+        to_dot((x * 2).sum(), Recording())
+    with pytest.raises(TypeError, match="seen must be the Recording"):
+        to_dot(x.sum(), None)
 
 
 def test_draw_without_dot_writes_the_text_and_says_how_to_render(tmp_path, monkeypatch):
     monkeypatch.setattr(graph.shutil, "which", lambda name: None)
     x = Tensor(np.ones(2), requires_grad=True)
     messages = []
-    written = draw((x * 2).sum(), str(tmp_path / "pics" / "g.svg"), log=messages.append)
+    with Recording() as seen:
+        loss = (x * 2).sum()
+    written = draw(loss, seen, str(tmp_path / "pics" / "g.svg"), log=messages.append)
     assert written == str(tmp_path / "pics" / "g.dot")
-    assert open(written).read() == to_dot((x * 2).sum())
+    assert open(written).read() == to_dot(loss, seen)
     assert "dot -Tsvg" in messages[0] and "g.svg" in messages[0]
 
 
@@ -171,19 +177,23 @@ def test_draw_hands_the_text_to_dot(tmp_path, monkeypatch):
     monkeypatch.setattr(graph.shutil, "which", lambda name: str(fake))
     x = Tensor(np.ones(2), requires_grad=True)
     out = tmp_path / "g.png"
-    assert draw(x.sum(), str(out)) == str(out)
-    assert out.read_text() == to_dot(x.sum())
+    with Recording() as seen:
+        total = x.sum()
+    assert draw(total, seen, str(out)) == str(out)
+    assert out.read_text() == to_dot(total, seen)
     assert (tmp_path / "format").read_text().strip() == "-Tpng"
 
 
 def test_bad_arguments_are_named():
     x = Tensor(np.ones(2), requires_grad=True)
+    with Recording() as seen:
+        total = x.sum()
     with pytest.raises(ValueError, match="path"):
-        draw(x.sum(), "graph.jpg")
+        draw(total, seen, "graph.jpg")
     with pytest.raises(ValueError, match="group_depth needs the model"):
-        to_dot(x.sum(), group_depth=1)
+        to_dot(total, seen, group_depth=1)
     with pytest.raises(TypeError, match="Tensor"):
-        to_dot(np.ones(2))
+        to_dot(np.ones(2), seen)
 
 
 def test_graph_command_draws_a_grouped_unet(tmp_path, monkeypatch, capsys):
@@ -211,9 +221,10 @@ def test_graph_command_errors_are_one_line(tmp_path, capsys):
 
 def test_fcn_graph_has_one_conv_per_layer():
     model = FCN(1, 2, width=2, depth=3)
-    loss = F.cross_entropy(model(Tensor(np.zeros((1, 1, 4, 4), dtype=np.float32))),
-                           np.zeros((1, 4, 4), dtype=np.int64))
-    parsed = check_against_graph(loss, to_dot(loss, model=model))
+    with Recording() as seen:
+        loss = F.cross_entropy(model(Tensor(np.zeros((1, 1, 4, 4), dtype=np.float32))),
+                               np.zeros((1, 4, 4), dtype=np.int64))
+    parsed = check_against_graph(loss, seen, to_dot(loss, seen, model=model))
     assert list(parsed["nodes"].values()).count("conv2d") == 4
 
 

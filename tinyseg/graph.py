@@ -3,12 +3,16 @@
 Every Tensor made by an operation points to its graph entry, a Node
 (autograd.py) that remembers the operation's name (`.op`), its parents and
 its result's shape; autograd.py walks exactly this graph backwards. Drawing
-it shows what backward will visit:
+it shows what backward will visit. The Nodes hold only what backward needs,
+so the picture's other facts (each result's dtype, the module that made it)
+come from a Recording (recording.py) of the same forward pass, which saw
+every operation with its result, its inputs and the module running:
 
     x = Tensor(np.ones((1, 3)), requires_grad=True)
     w = Tensor(np.ones((3, 2)), requires_grad=True)
-    loss = (x @ w).relu().sum()
-    print(to_dot(loss, names={"x": x, "w": w}))
+    with Recording() as seen:
+        loss = (x @ w).relu().sum()
+    print(to_dot(loss, seen, names={"x": x, "w": w}))
 
     digraph tinyseg {
       ...
@@ -31,31 +35,28 @@ operator and from the operator to its result.
 A U-Net forward pass has well over a hundred nodes. `group_depth` gathers them into
 boxes, one per module path cut to that many parts: with 2, everything the
 first encoder block made sits in a box "encoder.0", and inside it the
-parameters it owns. Module.__call__ records which module was running when
-each tensor was made (`tensor.module`), and the model's named_modules()
-gives that module its path.
+parameters it owns. The recording knows which module was running when each
+operation ran (`operation.module`), and the model's named_modules() gives
+that module its path.
 
-`draw(tensor, "graph.svg")` renders the text with the Graphviz `dot` program
+`draw(tensor, seen, "graph.svg")` renders the text with the Graphviz `dot` program
 when it is installed (apt install graphviz, brew install graphviz) and
 otherwise writes "graph.dot" and says how to render it. The DOT text itself
 needs nothing but Python.
 
 `python -m tinyseg graph --model unet --size 64 64 --out unet.svg` draws a
-model's forward pass and its cross-entropy loss.
+model's forward pass and its cross-entropy loss (tinyseg/commands/graph.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 
-import numpy as np
-
 from tinyseg import autograd
 from tinyseg.files import write_atomically
-from tinyseg.models.options import add_model_arguments, model_config, model_settings
+from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
 
 FORMATS = ("svg", "png", "pdf")       # what `dot` is asked to write; ".dot" is the text itself
@@ -66,9 +67,9 @@ OPERATOR_STYLE = 'shape=ellipse, style=filled, fillcolor="#fde9c9"'
 
 
 # ----------------------------------------------------------------- the graph as lists
-def graph_order(root: Tensor) -> list:
-    """Every entry of the graph ending at `root` (a Node per operation, the leaf Tensors),
-    each after the entries it was made from.
+def graph_order(root: Tensor, seen: Recording) -> list:
+    """(tensor, operation) for every tensor of the graph ending at `root`, each after the
+    tensors it was made from; operation: the one `seen` recorded making it, None for a leaf.
 
     The operations come in the order backward walks (reversed):
     autograd.topological_order. Each leaf (a parameter, an input, a constant)
@@ -77,15 +78,23 @@ def graph_order(root: Tensor) -> list:
     require grad (an input image), which that order leaves out since no
     gradient goes to them.
     """
-    order, placed, root = [], set(), autograd.graph_entry(root)
-    for tensor in autograd.topological_order(root):
-        if not tensor.parents and tensor is not root:
-            continue                                   # a leaf: placed by its first reader
-        for parent in tensor.parents:
-            if not parent.parents and id(parent) not in placed:
-                placed.add(id(parent))
-                order.append(parent)
-        order.append(tensor)
+    made = {id(operation.result.node): operation for operation in seen.operations
+            if operation.result.node is not None}            # a Node -> the operation it records
+    order, placed = [], set()
+    for entry in autograd.topological_order(root):
+        if not isinstance(entry, autograd.Node):
+            if entry is root:
+                order.append((root, None))                   # a graph of one leaf
+            continue                                         # a leaf: placed by its first reader
+        operation = made.get(id(entry))
+        if operation is None:
+            raise ValueError(f"to_dot: the {entry.op!r} operation (result {entry.shape}) was not "
+                             f"recorded; make the tensor inside `with Recording() as seen:`")
+        for tensor in operation.inputs:
+            if tensor.node is None and id(tensor) not in placed:
+                placed.add(id(tensor))
+                order.append((tensor, None))
+        order.append((operation.result, operation))
     return order
 
 
@@ -118,13 +127,16 @@ def value_label(tensor: Tensor, name: str) -> str:
     return "\n".join(lines)
 
 
-def to_dot(tensor: Tensor, model=None, group_depth: int = 0, names: dict | None = None) -> str:
+def to_dot(tensor: Tensor, seen: Recording, model=None, group_depth: int = 0,
+           names: dict | None = None) -> str:
     """Graphviz DOT text of the graph that produced `tensor`.
 
-    model: the Module that made it, if any; its named_parameters() (and
-    buffers) name the parameter boxes. group_depth > 0 (needs `model`) puts
-    each operator, its result and the parameters a module owns into nested
-    `subgraph cluster_...` boxes, one per module path cut to group_depth parts.
+    seen: the Recording that was on while the graph was made (every operation
+    of it must have run inside). model: the Module that made it, if any; its
+    named_parameters() (and buffers) name the parameter boxes. group_depth > 0
+    (needs `model`) puts each operator, its result and the parameters a module
+    owns into nested `subgraph cluster_...` boxes, one per module path cut to
+    group_depth parts.
     names: more boxes to name, {"x": x, "w": w}, for tensors no module owns.
 
     Node ids: "v{i}" for the i-th tensor in data-flow order, "op{i}" for the
@@ -132,24 +144,27 @@ def to_dot(tensor: Tensor, model=None, group_depth: int = 0, names: dict | None 
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: tensor must be a Tensor, got {type(tensor).__name__}")
+    if not isinstance(seen, Recording):
+        raise TypeError(f"to_dot: seen must be the Recording of the forward pass that made the "
+                        f"tensor, got {type(seen).__name__}")
     if group_depth < 0:
         raise ValueError(f"to_dot: group_depth must be >= 0, got {group_depth}")
     if group_depth and model is None:
         raise ValueError("to_dot: group_depth needs the model, to know each module's path")
     modules, names_by_id = module_paths(model)
-    names_by_id.update({id(autograd.graph_entry(t)): name for name, t in (names or {}).items()})
-    order = graph_order(tensor)
-    index = {id(t): i for i, t in enumerate(order)}
+    names_by_id.update({id(t): name for name, t in (names or {}).items()})
+    order = graph_order(tensor, seen)
+    index = {id(t): i for i, (t, _) in enumerate(order)}
 
     nodes_by_group = {}           # group path -> DOT node lines ("" is the top level)
     edges = []
-    for i, t in enumerate(order):
+    for i, (t, operation) in enumerate(order):
         name = names_by_id.get(id(t), "")
-        if t.parents:             # made by an operation: an operator node, then its result
-            group = group_of(modules.get(id(t.module), ""), group_depth)   # the module that made it
+        if operation is not None:  # made by an operation: an operator node, then its result
+            group = group_of(modules.get(id(operation.module), ""), group_depth)   # who ran it
             nodes_by_group.setdefault(group, []).append(
-                f"op{i} [label={quote(t.op)}, {OPERATOR_STYLE}]")
-            edges += [f"v{index[id(parent)]} -> op{i}" for parent in t.parents]
+                f"op{i} [label={quote(operation.op)}, {OPERATOR_STYLE}]")
+            edges += [f"v{index[id(parent)]} -> op{i}" for parent in operation.inputs]
             edges.append(f"op{i} -> v{i}")
             style = VALUE_STYLE
         else:                     # a leaf: a parameter, an input or a constant
@@ -196,8 +211,8 @@ def cluster_lines(nodes_by_group: dict) -> list:
 
 
 # ----------------------------------------------------------------- drawing a file
-def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, names: dict | None = None,
-         log=print) -> str:
+def draw(tensor: Tensor, seen: Recording, path: str, model=None, group_depth: int = 0,
+         names: dict | None = None, log=print) -> str:
     """Write a picture of the graph to `path` (.svg, .png, .pdf or .dot); returns what was written.
 
     An image is rendered by the Graphviz `dot` program. Without it, the DOT
@@ -209,7 +224,7 @@ def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, names: dic
     fmt = extension.lstrip(".").lower()
     if fmt not in FORMATS + ("dot",):
         raise ValueError(f"draw: path {path!r} must end in .svg, .png, .pdf or .dot")
-    text = to_dot(tensor, model=model, group_depth=group_depth, names=names)
+    text = to_dot(tensor, seen, model=model, group_depth=group_depth, names=names)
     program = shutil.which("dot")
     if fmt != "dot" and program is not None:
         done = subprocess.run([program, f"-T{fmt}"], input=text.encode(), capture_output=True)
@@ -223,49 +238,3 @@ def draw(tensor: Tensor, path: str, model=None, group_depth: int = 0, names: dic
         log(f"Graphviz `dot` not found: wrote {dot_path}; render it with "
             f"`dot -T{fmt} {dot_path} -o {path}` (install: apt install graphviz, brew install graphviz)")
     return dot_path
-
-
-# ----------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `tinyseg graph`."""
-    parser.add_argument("--model", choices=["naive", "fcn", "unet"], default="unet")
-    parser.add_argument("--size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"),
-                        help="image height and width")
-    parser.add_argument("--out", default="graph.svg", help="picture to write (.svg, .png, .pdf, .dot)")
-    parser.add_argument("--in-channels", type=int, default=3)
-    parser.add_argument("--classes", type=int, default=4, help="number of classes")
-    add_model_arguments(parser)               # --base-channels, --depth, --width, ... as in train
-    parser.add_argument("--group-by-module", action="store_true",
-                        help="draw a box around what each module made (a U-Net level, a block)")
-    parser.add_argument("--group-depth", type=int, default=2,
-                        help="with --group-by-module: how many parts of a module's path make "
-                             "one box (1: 'encoder', 2: 'encoder.0', ...)")
-
-
-def build_model(args):
-    """The model to draw, from the parsed options (the same table as `tinyseg train`'s)."""
-    from tinyseg.models import build_model as build
-    return build(model_config(args.model, model_settings(args), args.in_channels, args.classes))
-
-
-def run(args) -> int:
-    """Draw the forward pass and loss of one blank image through the chosen model."""
-    from tinyseg import functional as F
-    height, width = args.size
-    if height < 1 or width < 1:
-        raise ValueError(f"--size must be positive, got {height} {width}")
-    if args.group_depth < 1:
-        raise ValueError(f"--group-depth must be >= 1, got {args.group_depth}")
-    model = build_model(args)
-    if (model.smallest_normalized_map(height, width) or 2) < 2:
-        raise ValueError(f"--size {height} {width} leaves one value per channel in the model's "
-                         f"smallest map, too few for batch norm on one image: use a larger --size "
-                         f"or --no-batch-norm")
-    image = Tensor(np.zeros((1, args.in_channels, height, width), dtype=np.float32))
-    target = np.zeros((1, height, width), dtype=np.int64)
-    loss = F.cross_entropy(model(image), target)
-    written = draw(loss, args.out, model=model,
-                   group_depth=args.group_depth if args.group_by_module else 0)
-    operations = sum(1 for t in graph_order(loss) if t.parents)
-    print(f"{args.model}: {operations} operations on a {height} x {width} image -> {written}")
-    return 0

@@ -27,7 +27,6 @@ the same validation images.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -36,7 +35,6 @@ import numpy as np
 
 from tinyseg import backend
 from tinyseg.autograd import no_grad
-from tinyseg.models.options import add_model_arguments, model_settings
 from tinyseg.tensor import Tensor
 from tinyseg.predictor import Predictor
 from tinyseg.run_files import load_model
@@ -149,27 +147,3 @@ def write_comparison(out: str, models: dict, normalizations: dict, config: Train
     path = os.path.join(out, "tour.png")
     save_grid(path, images, truths, preds, val_set.class_names)
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", type=float, default=300.0,
-                        help="training seconds for all three models together (default 300)")
-    parser.add_argument("--out", default="runs/tour")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256],
-                        help="image sizes for the inference timings")
-    parser.add_argument("--window-sizes", type=int, nargs="+", default=[32, 64, 128],
-                        help="image sizes for the sliding window vs to_fcn() timings")
-    parser.add_argument("--train-count", type=int, default=400)
-    parser.add_argument("--val-count", type=int, default=64)
-    parser.add_argument("--no-progress", action="store_true")
-    add_model_arguments(parser)                      # the models' options of `tinyseg train`
-
-
-def run(args) -> int:
-    run_tour(budget=args.budget, out=args.out, sizes=args.sizes, window_sizes=args.window_sizes,
-             device=args.device, seed=args.seed, train_count=args.train_count,
-             val_count=args.val_count, show_progress=not args.no_progress,
-             model_options=model_settings(args))
-    return 0

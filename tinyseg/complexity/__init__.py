@@ -18,8 +18,7 @@ a model changes. The names most callers need are importable from here:
 """
 
 from tinyseg.complexity.comparison import (
-    DENSE_EXAMPLE, add_arguments, dense_layer_comparison, dense_parameter_count, format_report,
-    report, run,
+    DENSE_EXAMPLE, dense_layer_comparison, dense_parameter_count, format_report, report,
 )
 from tinyseg.complexity.counting import (
     MAC_OPS, NO_MACS, activation_bytes, count_macs, count_parameters, forward_cost,
@@ -29,7 +28,7 @@ from tinyseg.complexity.receptive_fields import (
     chain_receptive_field, downsampling_period, field_reach, receptive_field,
 )
 
-__all__ = ["DENSE_EXAMPLE", "MAC_OPS", "NO_MACS", "activation_bytes", "add_arguments",
+__all__ = ["DENSE_EXAMPLE", "MAC_OPS", "NO_MACS", "activation_bytes",
            "chain_receptive_field", "count_macs", "count_parameters", "dense_layer_comparison",
            "dense_parameter_count", "downsampling_period", "field_reach", "format_report", "forward_cost",
-           "multiply_accumulates", "receptive_field", "report", "run", "trace", "window_cost"]
+           "multiply_accumulates", "receptive_field", "report", "trace", "window_cost"]

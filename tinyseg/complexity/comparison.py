@@ -23,13 +23,11 @@ report shows.
 
 from __future__ import annotations
 
-import argparse
-
 from tinyseg.complexity.counting import count_parameters, window_cost
 from tinyseg.complexity.sizes import forward_cost_at
 from tinyseg.complexity.receptive_fields import receptive_field
 from tinyseg.models import FCN, build_model
-from tinyseg.models.options import MODEL_DEFAULTS, add_model_arguments, model_config, model_settings
+from tinyseg.models.options import MODEL_DEFAULTS, model_config
 
 MIB = 2 ** 20
 DENSE_EXAMPLE = {"height": 1000, "width": 2000, "layers": 10, "channel_width": 4,
@@ -166,23 +164,3 @@ def format_report(result: dict) -> str:
               f"{d['macs'] / 1e9:.2f} GMAC and",
               f"{d['activation_bytes'] / MIB:,.0f} MiB of activations per training image."]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `tinyseg complexity`: the image, and the models' options of `tinyseg train`."""
-    parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
-                        help="image height and width")
-    parser.add_argument("--in-channels", type=int, default=3)
-    parser.add_argument("--classes", type=int, default=4, help="number of classes")
-    add_model_arguments(parser)
-
-
-def run(args) -> int:
-    """Print the report for parsed `args`; returns the exit status."""
-    if min(args.size) < 1:
-        raise ValueError(f"--size must be positive, got {args.size[0]} {args.size[1]}")
-    result = report(size=tuple(args.size), in_channels=args.in_channels, num_classes=args.classes,
-                    **model_settings(args))
-    print(format_report(result))
-    return 0

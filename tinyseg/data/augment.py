@@ -67,7 +67,6 @@ Nothing is modified in place: the results are new arrays or views.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -274,34 +273,3 @@ def as_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """
     stretched = (image - low) / (high - low) if high > low else np.zeros(image.shape)
     return np.round(np.clip(stretched, 0, 1) * 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------- `tinyseg augment`
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `tinyseg augment`."""
-    parser.add_argument("--data", default="shapes", help="'shapes' (built-in data) or a folder "
-                        "with images/ and masks/ (its training split is shown)")
-    parser.add_argument("--augment", choices=POLICIES, default="standard", help="the policy to show")
-    parser.add_argument("--out", default="augment.png", help="the PNG to write")
-    parser.add_argument("--seed", type=int, default=0, help="the training run's --seed")
-    parser.add_argument("--count", type=int, default=4, help="examples (rows) to show")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs (column pairs) to show")
-    parser.add_argument("--size", type=int, default=64, help="built-in image size")
-    parser.add_argument("--classes", type=int, default=None, help="number of classes")
-
-
-def run(args) -> int:
-    """Draw the picture `add_arguments` describes and print its path."""
-    from tinyseg.data.folder import load_folder
-    from tinyseg.data.shapes import shapes_dataset
-    if args.count < 1:
-        raise ValueError(f"--count must be >= 1, got {args.count}")
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.data == "shapes":
-        dataset = shapes_dataset("train", count=args.count, size=args.size,
-                                 num_classes=args.classes or 4, seed=args.seed)
-    else:
-        dataset = load_folder(args.data, classes=args.classes, seed=args.seed)[0]
-    print(augmentation_grid(dataset, args.out, args.augment, args.seed, args.count, args.epochs))
-    return 0

@@ -13,7 +13,7 @@ One question per file, each built on tinyseg's own pieces:
     uncertainty.py    softmax probabilities (predictor.py) and their per-pixel entropy
     report.py         all three on one image: inspect_image -> Inspection
     pictures.py       the panels of each PNG
-    command.py        the `inspect` command: read, inspect, draw, print
+    command.py        what `tinyseg inspect` does (commands/inspect.py): read, draw, print
 """
 
 from tinyseg.inspection.feature_maps import centre_crop, channel_grid, stage_outputs

@@ -1,4 +1,4 @@
-"""`python -m tinyseg inspect`: see inside a trained network on one image.
+"""The `inspect` command's work: read the image, draw the pictures, write the summary.
 
     python -m tinyseg inspect --checkpoint runs/unet/best.npz photo.png --out inspect/
     python -m tinyseg inspect --checkpoint runs/unet/best.npz photo.png --out inspect/ --pixel 30 41
@@ -31,47 +31,15 @@ import os
 from pathlib import Path
 
 from tinyseg.data import DataError, read_image
-from tinyseg.data.images import resize_image, scaled_size
 from tinyseg.files import remove_temporaries
 from tinyseg.inspection.feature_maps import FEATURE_SIDE, channel_grid
 from tinyseg.inspection.pictures import (entropy_panels, feature_panel, probability_panels,
                                          saliency_panels, save_panels)
-from tinyseg.inspection.report import Inspection, inspect_image
+from tinyseg.inspection.report import Inspection
 from tinyseg.inspection.saliency import SHARE
 from tinyseg.visualize import import_pillow, thumbnail
 
 PICTURE_SIDE = 512       # probabilities.png and entropy.png keep every s-th pixel above this
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint of train (best.npz, last.npz)")
-    parser.add_argument("image", help="one image file (PNG/JPEG/TIFF, any size)")
-    parser.add_argument("--out", default="inspect", help="folder for the pictures (default: inspect)")
-    parser.add_argument("--pixel", type=int, nargs=2, metavar=("Y", "X"), default=None,
-                        help="the pixel whose gradient is drawn (row, column; default: the class "
-                        "boundary pixel nearest the centre)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-
-
-def run(args) -> int:
-    """Check the options, inspect the image, write the pictures, print the summary."""
-    from tinyseg.predictor import Predictor
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} is a file, not a folder")
-    predictor, meta = Predictor.from_checkpoint(args.checkpoint, args.device)
-    image = read_input(args.image, predictor.model.in_channels)
-    if predictor.scale != 1:
-        image = resize_image(image, scaled_size(*image.shape[1:], predictor.scale))
-        print(f"note: the image is resized by the training --scale {predictor.scale:g} to "
-              f"{image.shape[1]} x {image.shape[2]}; --pixel and the pictures are in that size")
-    if args.pixel is not None:
-        check_pixel(args.pixel, image.shape[1:])
-    seen = inspect_image(predictor, image, None if args.pixel is None else tuple(args.pixel))
-    class_names = meta.get("class_names") or [f"class {i}" for i in range(predictor.num_classes)]
-    written = write_pictures(args.out, image, seen, class_names)
-    print(summary(predictor.model, args.image, image, seen, class_names))
-    print(f"wrote {os.path.join(args.out, '')}: {', '.join(written)}")
-    return 0
 
 
 def read_input(path: str, in_channels: int):

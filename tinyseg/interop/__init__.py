@@ -15,7 +15,7 @@
                       save_torch_file, the file `export --format torch` writes
     onnx_nodes.py     each tinyseg operation as ONNX nodes (Conv, BatchNormalization, ...)
     onnx_export.py    to_onnx: record one forward pass, write its operations, check the file
-    export.py         the `tinyseg export` command
+    export.py         export_checkpoint: the file `tinyseg export` writes (commands/export.py)
 
 PyTorch and onnx are optional (pip install 'tinyseg[torch]', 'tinyseg[onnx]'):
 they are imported only when a function here needs them, so `import tinyseg`

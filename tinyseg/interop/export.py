@@ -1,4 +1,4 @@
-"""`tinyseg export`: a checkpoint as a PyTorch file or an ONNX file.
+"""A checkpoint as a PyTorch file or an ONNX file (the work of `tinyseg export`, commands/export.py).
 
     python -m tinyseg export --checkpoint runs/unet/best.npz --format torch --out model.pt
     python -m tinyseg export --checkpoint runs/unet/best.npz --format onnx --out model.onnx
@@ -12,22 +12,11 @@ file goes beside the checkpoint: runs/unet/best.npz -> runs/unet/best.pt.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from tinyseg.interop.onnx_export import DEFAULT_OPSET
 
 SUFFIXES = {"torch": ".pt", "onnx": ".onnx"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a tinyseg checkpoint (runs/unet/best.npz)")
-    parser.add_argument("--format", choices=sorted(SUFFIXES), required=True,
-                        help="torch: a state dict and config for torch.load; onnx: an ONNX graph "
-                        "that takes images in [0, 1] of any size")
-    parser.add_argument("--out", default=None,
-                        help="the file to write (default: the checkpoint's name with .pt or .onnx)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (--format onnx)")
 
 
 def export_checkpoint(checkpoint: str, file_format: str, out: str | None = None,
@@ -55,7 +44,3 @@ def export_checkpoint(checkpoint: str, file_format: str, out: str | None = None,
     return (f"{checkpoint} -> {out}: ONNX opset {opset}, {len(proto.graph.node)} nodes, input "
             f"'image' (batch, {model.in_channels}, height, width) in [0, 1] ({where}), output 'logits'")
 
-
-def run(args) -> int:
-    print(export_checkpoint(args.checkpoint, args.format, args.out, args.opset))
-    return 0
