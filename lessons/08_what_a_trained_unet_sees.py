@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyseg.autograd import no_grad
-from tinyseg.complexity import receptive_field
+from tinyseg.complexity import field_reach, receptive_field
 from tinyseg.inspection import (boundary_pixel, channel_grid, class_boundaries, entropy,
                                 mass_radius, pixel_gradient, stage_outputs)
 from tinyseg.inspection.pictures import entropy_panels, feature_panel, saliency_panels, save_panels
 from tinyseg.predictor import Predictor
 from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
-from tinyseg.tiling import field_reach
 from tinyseg.train import TrainConfig, build_datasets, fit
 
 OUT = Path(os.environ.get("TINYSEG_LESSONS_OUT", "runs/lessons"))

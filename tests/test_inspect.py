@@ -12,6 +12,7 @@ from hypothesis import given, strategies as st
 
 from tinyseg.autograd import no_grad
 from tinyseg.cli import main
+from tinyseg.complexity import field_reach
 from tinyseg.inspection import (boundary_pixel, channel_grid, class_boundaries, entropy,
                                 entropy_by_region, input_gradient, inspect_image, mass_radius,
                                 pixel_gradient, stage_outputs)
@@ -21,7 +22,6 @@ from tinyseg.models import FCN, SlidingWindow, UNet
 from tinyseg.predictor import Predictor
 from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
-from tinyseg.tiling import field_reach
 
 from strategies import tie_free
 from tiny_runs import tiny_checkpoint

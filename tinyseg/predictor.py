@@ -18,7 +18,7 @@ Tiling bounds the memory whatever the image size. An image no larger than
 margins as wide as the model's reach, which gives the whole-image logits
 exactly (tiling.py explains why). So a folder of 3000 x 2000 photographs
 is scored in the memory of one 624 x 624 tile, not of one photograph
-(9 GiB for the default U-Net).
+(measured: benchmarks/results/tiling.md).
 
 `scale` is the --scale the model was trained with: images were resized by
 it when read, so an image given at its own size is resized by it first, and

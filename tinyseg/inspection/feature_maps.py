@@ -17,7 +17,7 @@ model is edited, and what is drawn is exactly what the forward pass made.
 
 Large images. A Recording keeps every tensor of the pass alive, so the
 feature maps of a 3000 x 2000 photograph would need the whole-image pass's
-9 GiB. `centre_crop` cuts a window of at most FEATURE_SIDE pixels a side
+gigabytes. `centre_crop` cuts a window of at most FEATURE_SIDE pixels a side
 from the middle of the image, starting on the pooling grid, and the maps
 are those of that window (near its edges they see the window's padding,
 not the rest of the photograph).

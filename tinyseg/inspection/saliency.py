@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyseg import backend
-from tinyseg.complexity import downsampling_period
+from tinyseg.complexity.receptive_fields import downsampling_period, round_up
 from tinyseg.inspection.uncertainty import class_boundaries
 from tinyseg.tensor import Tensor
-from tinyseg.tiling import needs_tiles, pad_to_period, round_up, tile_margin
+from tinyseg.tiling import needs_tiles, pad_to_period, tile_margin
 
 SHARE = 0.9              # the effective field holds this share of the gradient's mass
 
