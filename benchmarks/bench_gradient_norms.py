@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tinyseg.data import DataLoader  # noqa: E402
 from tinyseg.gradient_norms import GradientNorms  # noqa: E402
 from tinyseg.models import build_model  # noqa: E402
-from tinyseg.train import (TrainConfig, build_datasets, channel_normalization, make_loader,  # noqa: E402
-                           make_optimizer, model_config, train_one_epoch)
+from tinyseg.train import TrainConfig, build_datasets, make_loader, train_one_epoch  # noqa: E402
+from tinyseg.training_run import channel_normalization, make_optimizer, model_config  # noqa: E402
 
 
 class FirstSteps:

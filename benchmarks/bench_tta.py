@@ -8,7 +8,7 @@ once plainly and once as the mean of the probabilities of its 4 flips
 (Predictor.probabilities(image, tta="flip")), scores both on one confusion
 matrix each (metrics.py, as `eval` does), and prints the mean IoU and pixel
 accuracy of each, and the time per image. The data is the one `eval` reads
-(tinyseg.cli.eval_dataset): the validation split the checkpoint was trained
+(tinyseg.commands.eval.eval_dataset): the validation split the checkpoint was trained
 with, or every image of --data with the checkpoint's classes.
 """
 
@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tinyseg.cli import eval_dataset  # noqa: E402
+from tinyseg.commands.eval import eval_dataset  # noqa: E402
 from tinyseg.data import IGNORE_INDEX  # noqa: E402
 from tinyseg.metrics import ConfusionMatrix  # noqa: E402
 from tinyseg.predictor import Predictor  # noqa: E402

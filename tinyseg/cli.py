@@ -28,7 +28,6 @@ import numpy as np
 from tinyseg.checkpoint import CheckpointError
 from tinyseg.commands import augment, complexity, export, graph, inspect, predict, tour, train
 from tinyseg.commands import eval as evaluate
-from tinyseg.commands.eval import eval_dataset  # noqa: F401  (benchmarks/bench_tta.py imports it from here)
 from tinyseg.training_run import TrainingError
 
 COMMANDS = {          # name: (its module in tinyseg/commands/, what `tinyseg --help` says it does)

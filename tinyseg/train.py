@@ -65,8 +65,6 @@ from tinyseg.tensor import Tensor
 from tinyseg.train_config import (TrainConfig, check_config, check_data_folder, ready_to_train,
                                   resume_changes)
 from tinyseg.training_run import TrainingError, TrainingRun
-# the building blocks benchmarks/bench_gradient_norms.py imports from here (a run builds them itself now)
-from tinyseg.training_run import channel_normalization, make_optimizer, model_config  # noqa: F401
 
 
 # ----------------------------------------------------------------- building blocks
