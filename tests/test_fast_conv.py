@@ -2,8 +2,9 @@
 
 Every fast kernel is checked against its textbook twin (fast_forward against
 textbook_forward, ...) in float64 on drawn shapes: strides above and below the kernel (stride phases),
-padding, non-square kernels, and bands so small that a sample splits into
-several, the last one ragged.
+padding, non-square kernels, bands so small that a sample splits into
+several, the last one ragged, and batches cut over one, two or three threads
+(sample_threads.py), however small the samples.
 """
 
 from __future__ import annotations
@@ -17,34 +18,49 @@ from hypothesis import strategies as st
 
 from strategies import ConvConfig, conv_configs, normal_arrays
 from tinyseg.functional import conv as textbook
-from tinyseg.functional import fast_conv
+from tinyseg.functional import bands as bands_module
+from tinyseg.functional import fast_conv, sample_threads
 
 STRIDE_ABOVE_KERNEL = ConvConfig(2, 2, 3, 9, 8, (2, 1), (4, 3), (0, 1))
 ONE_PIXEL = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
 TOLERANCE = dict(rtol=1e-10, atol=1e-10)
 
 # bands: (BAND_BYTES, MIN_BAND_COLUMNS); (1, 1) gives one output row per band
-band_settings = st.sampled_from([(1, 1), (200, 7), (fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS)])
+band_settings = st.sampled_from([(1, 1), (200, 7), (bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS)])
+# threads: (WORKERS, MIN_SAMPLE_BYTES); 0 bytes cuts even the smallest batch over the threads
+thread_settings = st.sampled_from([(1, 0), (2, 0), (3, 0),
+                                   (sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES)])
+
+
+@contextlib.contextmanager
+def thread_setting(setting):
+    """sample_threads' (WORKERS, MIN_SAMPLE_BYTES) set to `setting` inside the block."""
+    saved = sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES
+    sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = setting
+    try:
+        yield
+    finally:
+        sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = saved
 
 
 @contextlib.contextmanager
 def band_setting(setting):
     """fast_conv's (BAND_BYTES, MIN_BAND_COLUMNS) set to `setting` inside the block."""
-    saved = fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS
-    fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS = setting
+    saved = bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS
+    bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS = setting
     try:
         yield
     finally:
-        fast_conv.BAND_BYTES, fast_conv.MIN_BAND_COLUMNS = saved
+        bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS = saved
 
 
 @settings(max_examples=40, deadline=None)
-@given(cfg=conv_configs(), bands=band_settings, data=st.data())
-@example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), data=None)
-@example(cfg=ONE_PIXEL, bands=(1, 1), data=None)
-def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, data):
+@given(cfg=conv_configs(), bands=band_settings, threads=thread_settings, data=st.data())
+@example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), threads=(2, 0), data=None)
+@example(cfg=ONE_PIXEL, bands=(1, 1), threads=(1, 0), data=None)
+def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, threads, data):
     """Each fast twin equals its textbook kernel: forward, both gradients, both backwards."""
-    with band_setting(bands):
+    with band_setting(bands), thread_setting(threads):
         check_fast_against_textbook(cfg, data)
 
 
@@ -84,10 +100,10 @@ def check_twins(fast, expected):
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 2), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
+@given(n=st.integers(1, 3), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
        w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2),
-       pw=st.integers(0, 2), data=st.data())
-def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, pw, data):
+       pw=st.integers(0, 2), threads=thread_settings, data=st.data())
+def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, pw, threads, data):
     """Few outputs, many inputs: the fast forward sums kernel taps instead of building columns."""
     if h + 2 * ph < kh or w + 2 * pw < kw:
         return
@@ -95,17 +111,19 @@ def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, 
     x = data.draw(normal_arrays((n, c, h, w)))
     weight = data.draw(normal_arrays((o, c, kh, kw)))
     expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw))
-    bands = fast_conv.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
-    np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands), expected, **TOLERANCE)
-    np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw)), expected, **TOLERANCE)
+    bands = bands_module.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
+    with thread_setting(threads):
+        np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands), expected, **TOLERANCE)
+        np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw)), expected,
+                                   **TOLERANCE)
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 2), o=st.integers(1, 3), extra=st.integers(0, 2), h=st.integers(1, 9),
+@given(n=st.integers(1, 3), o=st.integers(1, 3), extra=st.integers(0, 2), h=st.integers(1, 9),
        w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), data=st.data(),
-       bands=band_settings)
+       bands=band_settings, threads=thread_settings)
 def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra, h, w, kh, kw, data,
-                                                                    bands):
+                                                                    bands, threads):
     """Trick 6: for stride 1, both gradients come from dL/dy's columns (a convolution of dL/dy
     with the half-turned weight), on non-square kernels and unequal paddings up to kernel - 1."""
     c = o + extra                                          # O <= C: where fast_backward takes it
@@ -119,7 +137,7 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
     assert fast_conv.backward_by_output_columns_pays(weight.shape, (1, 1), (ph, pw))
     expected_gx = textbook.textbook_input_grad(gy, weight, x.shape, (1, 1), (ph, pw))
     expected_gw = textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw))
-    with band_setting(bands):
+    with band_setting(bands), thread_setting(threads):
         gx, gw = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw))
     np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
@@ -145,17 +163,17 @@ def test_half_turned_swaps_the_channel_axes_and_turns_each_kernel():
 
 def test_bands_cover_every_output_row_once():
     with band_setting((1, 5)):                             # 5 columns, Wq = 7: one row per band
-        bands = fast_conv.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)
+        bands = bands_module.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)
     assert bands.bands == [(r, r + 1) for r in range(6)]
     with band_setting((1, 15)):                            # two rows per band
-        bands = fast_conv.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
+        bands = bands_module.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
     assert bands.bands == [(0, 2), (2, 4), (4, 5)]
 
 
 def test_stride_phases_hold_every_pixel_once():
     """split puts each pixel of the padded image in exactly one phase; merge undoes it."""
     image = np.arange(2 * 5 * 7, dtype=float).reshape(2, 5, 7) + 1
-    bands = fast_conv.Bands((1, 2, 5, 7), (3, 3), (2, 3), (1, 2), 8)
+    bands = bands_module.Bands((1, 2, 5, 7), (3, 3), (2, 3), (1, 2), 8)
     phases = bands.phase_buffer(np, 2, image.dtype)
     bands.split(image, phases)
     assert phases.shape[0] == 6 and sorted(phases[phases != 0].tolist()) == sorted(image.ravel().tolist())

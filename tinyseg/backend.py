@@ -15,6 +15,9 @@ data, and it only runs when you ask (`Tensor.to("cuda")`).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+
 import numpy as np
 
 try:  # CuPy is optional: tinyseg works without it, on the CPU only.
@@ -111,3 +114,57 @@ def synchronize(device: str) -> None:
     """
     if device == "cuda":
         cp.cuda.get_current_stream().synchronize()
+
+
+# ----------------------------------------------------------------- the CPU's BLAS threads
+OPENBLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                           "openblas_set_num_threads")
+OPENBLAS_THREAD_GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                           "openblas_get_num_threads")
+_blas_threads = None            # (get, set) of NumPy's OpenBLAS, found on first use; () if none
+
+
+def blas_thread_functions():
+    """(get, set) for the number of threads NumPy's OpenBLAS runs a product on, or None.
+
+    NumPy has no call for it; OpenBLAS has one, and NumPy's copy of OpenBLAS is
+    already loaded, so it is found among the process's libraries (Linux's
+    /proc/self/maps) and called through ctypes. None for another BLAS or system.
+    """
+    global _blas_threads
+    if _blas_threads is None:
+        _blas_threads = ()
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        except OSError:
+            paths = set()
+        for path in sorted(paths):
+            library = ctypes.CDLL(path)
+            getters = [getattr(library, name) for name in OPENBLAS_THREAD_GETTERS if hasattr(library, name)]
+            setters = [getattr(library, name) for name in OPENBLAS_THREAD_SETTERS if hasattr(library, name)]
+            if getters and setters:
+                getters[0].restype = ctypes.c_int
+                setters[0].argtypes = [ctypes.c_int]
+                _blas_threads = (getters[0], setters[0])
+                break
+    return _blas_threads or None
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int):
+    """Inside the block NumPy's products run on `threads` threads (a no-op where they cannot be set).
+
+    The setting is the process's: every thread's products take it while the block runs.
+    """
+    functions = blas_thread_functions()
+    if functions is None:
+        yield
+        return
+    get, set_threads = functions
+    before = get()
+    set_threads(threads)
+    try:
+        yield
+    finally:
+        set_threads(before)

@@ -75,6 +75,14 @@ in one pass so that each band of dL/dy is prepared once.
    O <= C, so fast_backward keeps the bands for more outputs than inputs,
    for strides above 1, and when only one gradient is needed.
 
+7. The batch on the cores. Each function here loops over the samples; the
+   loop runs in shares, one per core (sample_threads.over_samples), each
+   share with its own phase and column buffers and its BLAS on one thread,
+   so that a core multiplies the columns it has just copied, out of its own
+   cache. The weight gradient's per-share sums are added in share order.
+
+The geometry of phases and bands (tricks 1-3) is the class Bands in bands.py.
+
 Nothing is kept between forward and backward: these are plain functions of
 arrays, and backward builds its bands again from x and w, which conv.py's
 closures hold (so the graph never holds kh*kw copies of an image).
@@ -91,11 +99,10 @@ the code here runs unchanged on both.
 from __future__ import annotations
 
 from tinyseg import backend
-from tinyseg.im2col import output_size
+from tinyseg.functional.bands import Bands
+from tinyseg.functional.sample_threads import over_samples
 
 FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels
-BAND_BYTES = 4 * 2**20      # a band's columns, about: fits the shared cache with room for the rest
-MIN_BAND_COLUMNS = 4096     # but at least this many columns, so that Python's per-call cost stays small
 
 
 # ----------------------------------------------------------------- the fast twins conv.py calls
@@ -173,7 +180,8 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple):
 
     image (N, C, H, W), w (O, C, kh, kw), out_grad None or (N, O, OH, OW). Both
     products read the same band of columns: y_band = W @ cols and
-    dL/dw += cols @ out_grad_band^T (trick 5; trick 6 calls it too).
+    dL/dw += cols @ out_grad_band^T (trick 5; trick 6 calls it too). The
+    samples run in shares on the cores (trick 7), each share with its own buffers.
     """
     xp = backend.get_array_module(image)
     n, c = image.shape[:2]
@@ -181,24 +189,32 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple):
     bands = Bands(image.shape, (kh, kw), stride, padding, image.itemsize)
     band_width = bands.band_rows * bands.width
     w_rows = tap_major(w)                                                # (O, K)
-    phases = bands.phase_buffer(xp, c, image.dtype)                      # (P, C, rows, Wq)
-    flat = phases.reshape(bands.phases, c, -1)                           # (P, C, rows*Wq)
-    cols_buffer = xp.empty((bands.depth, band_width), dtype=image.dtype)
-    out_buffer = xp.empty((o, band_width), dtype=image.dtype)
     y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=image.dtype)
-    if out_grad is not None:
-        gy_buffer = xp.zeros((o, band_width), dtype=out_grad.dtype)      # junk columns stay zero
-        gw_t = xp.zeros((bands.depth, o), dtype=out_grad.dtype)          # (K, O), tap-major rows
-    for sample in range(n):
-        bands.split(image[sample], phases)
-        for r0, r1 in bands.bands:
-            cols = bands.columns(flat, (r0, r1), cols_buffer)             # (K, L)
-            out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
-            y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
-            if out_grad is not None:
-                gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
-                gw_t += cols @ gy_grid.T                                 # (K, L) @ (L, O)
-    return y, None if out_grad is None else weight_from_tap_major(gw_t, (kh, kw), c)
+
+    def share(start, stop):                     # samples start..stop-1: fills y, returns their dL/dw
+        phases = bands.phase_buffer(xp, c, image.dtype)                  # (P, C, rows, Wq)
+        flat = phases.reshape(bands.phases, c, -1)                       # (P, C, rows*Wq)
+        cols_buffer = xp.empty((bands.depth, band_width), dtype=image.dtype)
+        out_buffer = xp.empty((o, band_width), dtype=image.dtype)
+        gw_t = None
+        if out_grad is not None:
+            gy_buffer = xp.zeros((o, band_width), dtype=out_grad.dtype)  # junk columns stay zero
+            gw_t = xp.zeros((bands.depth, o), dtype=out_grad.dtype)      # (K, O), tap-major rows
+        for sample in range(start, stop):
+            bands.split(image[sample], phases)
+            for r0, r1 in bands.bands:
+                cols = bands.columns(flat, (r0, r1), cols_buffer)         # (K, L)
+                out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
+                y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
+                if out_grad is not None:
+                    gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
+                    gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
+        return gw_t
+
+    parts = over_samples(share, n, image[0].nbytes)
+    if out_grad is None:
+        return y, None
+    return y, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)
 
 
 def forward_by_taps(x, w, bands: Bands):
@@ -210,17 +226,21 @@ def forward_by_taps(x, w, bands: Bands):
     xp = backend.get_array_module(x)
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
-    phases = bands.phase_buffer(xp, c, x.dtype)                          # (1, C, rows, Wq)
-    flat = phases.reshape(c, -1)                                         # (C, rows*Wq)
     length = bands.out_h * bands.width                                   # L
     y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
     taps = [(i, j) for i in range(kh) for j in range(kw)]
-    for sample in range(n):
-        bands.split(x[sample], phases)
-        y_grid = xp.zeros((o, length), dtype=x.dtype)                    # (O, L)
-        for (i, j), (_, shift) in zip(taps, bands.taps):
-            y_grid += w[:, :, i, j] @ flat[:, shift:shift + length]       # (O, C) @ (C, L)
-        y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
+
+    def share(start, stop):                                              # fills y[start:stop]
+        phases = bands.phase_buffer(xp, c, x.dtype)                      # (1, C, rows, Wq)
+        flat = phases.reshape(c, -1)                                     # (C, rows*Wq)
+        for sample in range(start, stop):
+            bands.split(x[sample], phases)
+            y_grid = xp.zeros((o, length), dtype=x.dtype)                # (O, L)
+            for (i, j), (_, shift) in zip(taps, bands.taps):
+                y_grid += w[:, :, i, j] @ flat[:, shift:shift + length]   # (O, C) @ (C, L)
+            y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
+
+    over_samples(share, n, x[0].nbytes)
     return y
 
 
@@ -256,124 +276,47 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
 
     gy (N, O, OH, OW); input_shape (N, C, H, W) and weight_shape (O, C, kh, kw)
     give the geometry; a gradient whose array is not given comes back as None.
-    Each band of dL/dy is widened once for both products.
+    Each band of dL/dy is widened once for both products; the samples run in
+    shares on the cores (trick 7).
     """
     xp = backend.get_array_module(gy)
     n, c = input_shape[:2]
     o, _, kh, kw = weight_shape
     bands = Bands(input_shape, (kh, kw), stride, padding, gy.itemsize)
     band_width = bands.band_rows * bands.width
-    gy_buffer = xp.zeros((o, band_width), dtype=gy.dtype)                # junk columns stay zero
-    gx = gw_t = None
-    if w is not None:
-        w_cols = tap_major(w).T                                          # (K, O)
-        gcols_buffer = xp.empty((bands.depth, band_width), dtype=gy.dtype)
-        gphases = bands.phase_buffer(xp, c, gy.dtype)                    # (P, C, rows, Wq)
-        gflat = gphases.reshape(bands.phases, c, -1)
-        gx = xp.empty(input_shape, dtype=gy.dtype)                       # (N, C, H, W)
-    if x is not None:
-        phases = bands.phase_buffer(xp, c, x.dtype)
-        flat = phases.reshape(bands.phases, c, -1)
-        cols_buffer = xp.empty((bands.depth, band_width), dtype=x.dtype)
-        gw_t = xp.zeros((bands.depth, o), dtype=gy.dtype)                # (K, O), tap-major rows
-    for sample in range(n):
+    w_cols = None if w is None else tap_major(w).T                       # (K, O)
+    gx = None if w is None else xp.empty(input_shape, dtype=gy.dtype)    # (N, C, H, W)
+
+    def share(start, stop):                    # samples start..stop-1: fills gx, returns their dL/dw
+        gy_buffer = xp.zeros((o, band_width), dtype=gy.dtype)            # junk columns stay zero
+        gw_t = None
         if w is not None:
-            gphases.fill(0)
+            gcols_buffer = xp.empty((bands.depth, band_width), dtype=gy.dtype)
+            gphases = bands.phase_buffer(xp, c, gy.dtype)                # (P, C, rows, Wq)
+            gflat = gphases.reshape(bands.phases, c, -1)
         if x is not None:
-            bands.split(x[sample], phases)
-        for band in bands.bands:
-            gy_grid = bands.widen(gy[sample], band, gy_buffer)           # (O, L)
+            phases = bands.phase_buffer(xp, c, x.dtype)
+            flat = phases.reshape(bands.phases, c, -1)
+            cols_buffer = xp.empty((bands.depth, band_width), dtype=x.dtype)
+            gw_t = xp.zeros((bands.depth, o), dtype=gy.dtype)            # (K, O), tap-major rows
+        for sample in range(start, stop):
             if w is not None:
-                gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, L)
-                bands.add_columns(gcols, band, gflat)
+                gphases.fill(0)
             if x is not None:
-                cols = bands.columns(flat, band, cols_buffer)            # (K, L)
-                gw_t += cols @ gy_grid.T                                 # (K, L) @ (L, O)
-        if w is not None:
-            bands.merge(gphases, gx[sample])
-    return gx, None if gw_t is None else weight_from_tap_major(gw_t, (kh, kw), c)
+                bands.split(x[sample], phases)
+            for band in bands.bands:
+                gy_grid = bands.widen(gy[sample], band, gy_buffer)       # (O, L)
+                if w is not None:
+                    gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, L)
+                    bands.add_columns(gcols, band, gflat)
+                if x is not None:
+                    cols = bands.columns(flat, band, cols_buffer)        # (K, L)
+                    gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
+            if w is not None:
+                bands.merge(gphases, gx[sample])
+        return gw_t
 
-
-# ----------------------------------------------------------------- the geometry of the bands
-class Bands:
-    """The geometry of one convolution on its stride phases, and its bands of output rows.
-
-    image (N, C, H, W), kernel (kh, kw), stride (sh, sw), padding (ph, pw).
-    Each of the sh*sw phases of the padded image is stored flat, as
-    (rows, width) = (Hq + 1, Wq) with Wq = ceil(Wp / sw): one spare zero row
-    at the bottom, so the junk windows of the last rows stay inside.
-    Output pixel (y, x) is column y * Wq + x of a phase's flat grid; tap (i, j)
-    reads its phase at that column plus shift(i, j) = (i // sh) * Wq + j // sw.
-    """
-
-    def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
-        n, c, h, w = image_shape
-        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-        self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
-        self.out_h = output_size(h, kh, sh, ph)                          # OH
-        self.out_w = output_size(w, kw, sw, pw)                          # OW
-        self.width = -(-(w + 2 * pw) // sw)                              # Wq
-        self.rows = -(-(h + 2 * ph) // sh) + 1                           # Hq + 1 spare row
-        self.phases = sh * sw
-        self.taps = [((i % sh) * sw + j % sw, (i // sh) * self.width + j // sw)
-                     for i in range(kh) for j in range(kw)]             # (phase, shift) per tap
-        self.depth = c * kh * kw                                         # K
-        band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
-        self.band_rows = max(1, min(self.out_h, band_columns // self.width))
-        self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
-
-    def phase_slices(self):
-        """For each phase (a, b): (its index, slices into the phase grid, slices into the image).
-
-        phase[a, b][r, q] = padded[r * sh + a, q * sw + b] = image[r * sh + a - ph, q * sw + b - pw]
-        """
-        n, c, h, w = self.image_shape
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        found = []
-        for a in range(sh):
-            for b in range(sw):
-                r0, q0 = -(-(ph - a) // sh), -(-(pw - b) // sw)          # first rows/cols inside the image
-                y0, x0 = r0 * sh + a - ph, q0 * sw + b - pw
-                nr, nq = len(range(y0, h, sh)), len(range(x0, w, sw))
-                if nr and nq:
-                    found.append((a * sw + b, (slice(r0, r0 + nr), slice(q0, q0 + nq)),
-                                  (slice(y0, h, sh), slice(x0, w, sw))))
-        return found
-
-    def phase_buffer(self, xp, channels: int, dtype):
-        """Zeros for one sample's phases: (phases, C, rows, Wq)."""
-        return xp.zeros((self.phases, channels, self.rows, self.width), dtype=dtype)
-
-    def split(self, image, phases) -> None:
-        """Copy one (C, H, W) image into its phases (padding and spare rows stay zero)."""
-        for p, (rows, cols), (ys, xs) in self.phase_slices():
-            phases[p, :, rows, cols] = image[:, ys, xs]
-
-    def merge(self, phases, image) -> None:
-        """Copy the image part of one sample's phases back into a (C, H, W) image."""
-        for p, (rows, cols), (ys, xs) in self.phase_slices():
-            image[:, ys, xs] = phases[p, :, rows, cols]
-
-    def columns(self, flat, band: tuple, buffer):
-        """The band's columns (K, L) in (tap, channel) row order, from flat phases (P, C, rows*Wq)."""
-        c = flat.shape[1]
-        start, length = band[0] * self.width, (band[1] - band[0]) * self.width
-        cols = buffer[:, :length]
-        for t, (p, shift) in enumerate(self.taps):                        # one slice copy per tap
-            cols[t * c:(t + 1) * c] = flat[p, :, start + shift:start + shift + length]
-        return cols
-
-    def add_columns(self, gcols, band: tuple, flat) -> None:
-        """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""
-        c = flat.shape[1]
-        start, length = band[0] * self.width, gcols.shape[1]
-        for t, (p, shift) in enumerate(self.taps):
-            flat[p, :, start + shift:start + shift + length] += gcols[t * c:(t + 1) * c]
-
-    def widen(self, gy_sample, band: tuple, buffer):
-        """dL/dy of one sample's band, (O, R, OW) -> (O, R * Wq) with zeros in the junk columns."""
-        o = gy_sample.shape[0]
-        r0, r1 = band
-        grid = buffer[:, :(r1 - r0) * self.width]
-        grid.reshape(o, r1 - r0, self.width)[:, :, :self.out_w] = gy_sample[:, r0:r1]
-        return grid
+    parts = over_samples(share, n, gy[0].nbytes)
+    if x is None:
+        return gx, None
+    return gx, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)

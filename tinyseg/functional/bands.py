@@ -1,0 +1,98 @@
+"""The geometry of a fast convolution: its stride phases and its bands of output rows.
+
+fast_conv.py's tricks 1-3 (its docstring tells them) in one class: where each
+tap reads the flattened phases, how a sample's output rows split into bands
+of about BAND_BYTES of columns, and the copies between an image, its phases
+and a band's columns.
+"""
+
+from __future__ import annotations
+
+from tinyseg.im2col import output_size
+
+BAND_BYTES = 4 * 2**20      # a band's columns, about: fits the shared cache with room for the rest
+MIN_BAND_COLUMNS = 4096     # but at least this many columns, so that Python's per-call cost stays small
+
+
+class Bands:
+    """The geometry of one convolution on its stride phases, and its bands of output rows.
+
+    image (N, C, H, W), kernel (kh, kw), stride (sh, sw), padding (ph, pw).
+    Each of the sh*sw phases of the padded image is stored flat, as
+    (rows, width) = (Hq + 1, Wq) with Wq = ceil(Wp / sw): one spare zero row
+    at the bottom, so the junk windows of the last rows stay inside.
+    Output pixel (y, x) is column y * Wq + x of a phase's flat grid; tap (i, j)
+    reads its phase at that column plus shift(i, j) = (i // sh) * Wq + j // sw.
+    """
+
+    def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
+        n, c, h, w = image_shape
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
+        self.out_h = output_size(h, kh, sh, ph)                          # OH
+        self.out_w = output_size(w, kw, sw, pw)                          # OW
+        self.width = -(-(w + 2 * pw) // sw)                              # Wq
+        self.rows = -(-(h + 2 * ph) // sh) + 1                           # Hq + 1 spare row
+        self.phases = sh * sw
+        self.taps = [((i % sh) * sw + j % sw, (i // sh) * self.width + j // sw)
+                     for i in range(kh) for j in range(kw)]             # (phase, shift) per tap
+        self.depth = c * kh * kw                                         # K
+        band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
+        self.band_rows = max(1, min(self.out_h, band_columns // self.width))
+        self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
+
+    def phase_slices(self):
+        """For each phase (a, b): (its index, slices into the phase grid, slices into the image).
+
+        phase[a, b][r, q] = padded[r * sh + a, q * sw + b] = image[r * sh + a - ph, q * sw + b - pw]
+        """
+        n, c, h, w = self.image_shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        found = []
+        for a in range(sh):
+            for b in range(sw):
+                r0, q0 = -(-(ph - a) // sh), -(-(pw - b) // sw)          # first rows/cols inside the image
+                y0, x0 = r0 * sh + a - ph, q0 * sw + b - pw
+                nr, nq = len(range(y0, h, sh)), len(range(x0, w, sw))
+                if nr and nq:
+                    found.append((a * sw + b, (slice(r0, r0 + nr), slice(q0, q0 + nq)),
+                                  (slice(y0, h, sh), slice(x0, w, sw))))
+        return found
+
+    def phase_buffer(self, xp, channels: int, dtype):
+        """Zeros for one sample's phases: (phases, C, rows, Wq)."""
+        return xp.zeros((self.phases, channels, self.rows, self.width), dtype=dtype)
+
+    def split(self, image, phases) -> None:
+        """Copy one (C, H, W) image into its phases (padding and spare rows stay zero)."""
+        for p, (rows, cols), (ys, xs) in self.phase_slices():
+            phases[p, :, rows, cols] = image[:, ys, xs]
+
+    def merge(self, phases, image) -> None:
+        """Copy the image part of one sample's phases back into a (C, H, W) image."""
+        for p, (rows, cols), (ys, xs) in self.phase_slices():
+            image[:, ys, xs] = phases[p, :, rows, cols]
+
+    def columns(self, flat, band: tuple, buffer):
+        """The band's columns (K, L) in (tap, channel) row order, from flat phases (P, C, rows*Wq)."""
+        c = flat.shape[1]
+        start, length = band[0] * self.width, (band[1] - band[0]) * self.width
+        cols = buffer[:, :length]
+        for t, (p, shift) in enumerate(self.taps):                        # one slice copy per tap
+            cols[t * c:(t + 1) * c] = flat[p, :, start + shift:start + shift + length]
+        return cols
+
+    def add_columns(self, gcols, band: tuple, flat) -> None:
+        """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""
+        c = flat.shape[1]
+        start, length = band[0] * self.width, gcols.shape[1]
+        for t, (p, shift) in enumerate(self.taps):
+            flat[p, :, start + shift:start + shift + length] += gcols[t * c:(t + 1) * c]
+
+    def widen(self, gy_sample, band: tuple, buffer):
+        """dL/dy of one sample's band, (O, R, OW) -> (O, R * Wq) with zeros in the junk columns."""
+        o = gy_sample.shape[0]
+        r0, r1 = band
+        grid = buffer[:, :(r1 - r0) * self.width]
+        grid.reshape(o, r1 - r0, self.width)[:, :, :self.out_w] = gy_sample[:, r0:r1]
+        return grid

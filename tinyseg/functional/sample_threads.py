@@ -1,0 +1,67 @@
+"""A batch cut in shares, one per core: the CPU kernels' per-sample loops run on threads.
+
+    parts = over_samples(work, n)      # [work(0, 4), work(4, 8)] for n = 8 on 2 cores, at once
+
+Why: on a 2-core Intel Xeon, a product on columns one core has just copied
+runs no faster on two BLAS threads than on one, because the second core reads
+them out of the first one's cache; two threads that each copy and multiply
+their own samples, their BLAS on one thread each, keep their data in their
+own core's cache (measured: benchmarks/results/kernels.md). NumPy releases
+the GIL inside its copies, ufuncs and products, so Python threads run them
+at once.
+
+`work(start, stop)` handles samples start .. stop - 1 and writes only their
+part of any shared output; what it returns (a partial sum, say) is handed
+back in share order, so results do not depend on which thread ran first.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from tinyseg import backend
+
+WORKERS = min(2, os.cpu_count() or 1)   # threads a batch is cut over (the machines measured had 2 cores)
+MIN_SAMPLE_BYTES = 2**16                # below this much data per sample, one thread does it all
+_pool = None                            # the threads, started on first use
+
+
+def sample_shares(n: int, workers: int) -> list[tuple[int, int]]:
+    """range(n) in up to `workers` consecutive (start, stop) shares, the first ones one larger."""
+    workers = max(1, min(workers, n))
+    size, extra = divmod(n, workers)
+    shares, start = [], 0
+    for k in range(workers):
+        stop = start + size + (k < extra)
+        shares.append((start, stop))
+        start = stop
+    return shares
+
+
+def over_samples(work, n: int, sample_bytes: int = MIN_SAMPLE_BYTES) -> list:
+    """[work(start, stop) for each share of range(n)], the shares run at once, BLAS on one thread each.
+
+    One share on this thread, with the BLAS's own threads, when there is one
+    sample or one core, when a sample holds fewer than MIN_SAMPLE_BYTES
+    (`sample_bytes`: the data one sample's work reads), or where NumPy's BLAS
+    threads cannot be set (backend.blas_thread_functions).
+    """
+    shares = sample_shares(n, WORKERS)
+    if len(shares) == 1 or sample_bytes < MIN_SAMPLE_BYTES or backend.blas_thread_functions() is None:
+        return [work(0, n)]
+    with backend.blas_threads(1):
+        futures = [pool().submit(work, start, stop) for start, stop in shares[1:]]
+        try:
+            first = work(*shares[0])                     # this thread takes the first share
+        finally:
+            rest = [future.result() for future in futures]   # all done before the block ends
+    return [first] + rest
+
+
+def pool() -> ThreadPoolExecutor:
+    """The worker threads (WORKERS - 1 of them: the calling thread takes a share too)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max(1, WORKERS - 1), thread_name_prefix="tinyseg-samples")
+    return _pool
