@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+
+import numpy as np
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg import backend
+from tinyseg import Tensor, backend
+from tinyseg import functional as F
 from tinyseg.functional import sample_threads
+from tinyseg.functional.concat import cat
 
 
 @given(n=st.integers(1, 50), workers=st.integers(1, 8))
@@ -32,7 +37,7 @@ def test_each_sample_is_handled_once_and_the_parts_come_back_in_share_order(n, w
 
     saved, sample_threads.WORKERS = sample_threads.WORKERS, workers
     try:
-        parts = sample_threads.over_samples(work, n, sample_bytes=2**30)
+        parts = sample_threads.over_samples(work, np.zeros((n, 2**16)))
     finally:
         sample_threads.WORKERS = saved
     assert sorted(seen) == list(range(n))
@@ -46,9 +51,9 @@ def test_small_samples_and_unknown_blas_stay_on_one_thread(monkeypatch):
     monkeypatch.setattr(sample_threads, "WORKERS", 2)
     threads = []
     record = lambda start, stop: threads.append(threading.current_thread()) or (start, stop)  # noqa: E731
-    assert sample_threads.over_samples(record, 8, sample_bytes=1) == [(0, 8)]
+    assert sample_threads.over_samples(record, np.zeros((8, 1))) == [(0, 8)]
     monkeypatch.setattr(backend, "blas_thread_functions", lambda: None)
-    assert sample_threads.over_samples(record, 8, sample_bytes=2**30) == [(0, 8)]
+    assert sample_threads.over_samples(record, np.zeros((8, 2**16))) == [(0, 8)]
     assert threads == [threading.current_thread()] * 2
 
 
@@ -70,3 +75,52 @@ def test_blas_threads_are_set_inside_the_block_and_restored_after():
         pass
     assert get() == before
 
+
+
+# ----------------------------------------------------------------- the operators, cut over threads
+@contextlib.contextmanager
+def threads(workers: int):
+    """Every batch cut over `workers` threads, however small its samples."""
+    saved = sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES
+    sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = workers, 0
+    try:
+        yield
+    finally:
+        sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = saved
+
+
+def value_and_gradient(op, x, gy):
+    """(op(x), dL/dx for the output gradient gy), as arrays."""
+    t = Tensor(x, requires_grad=True)
+    y = op(t)
+    y.backward(gy)
+    return y.numpy(), t.grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(2, 6), st.integers(2, 6)),
+       workers=st.integers(2, 3), seed=st.integers(0, 2**16))
+def test_the_operators_cut_over_threads_equal_their_one_thread_and_textbook_forms(shape, workers, seed):
+    """relu (against Tensor.relu), cat (against one concatenate), max pooling (against one thread)
+    and batch norm (against its textbook form): values and gradients, float64."""
+    rng = np.random.default_rng(seed)
+    x, other = rng.standard_normal(shape), rng.standard_normal(shape)
+    pooled = (shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    cases = [(F.relu, lambda t: t.relu(), shape),
+             (lambda t: cat([t, Tensor(other)], axis=1),
+              lambda t: Tensor(np.concatenate([t.data, other], axis=1)), None),
+             (lambda t: F.max_pool2d(t, 2), None, pooled),
+             (lambda t: F.batch_norm(t, None, None, training=True),
+              lambda t: F.batch_norm_textbook(t, None, None, training=True), shape)]
+    for threaded, reference, out_shape in cases:
+        gy = rng.standard_normal(out_shape) if out_shape else None
+        with threads(workers):
+            got = value_and_gradient(threaded, x, gy) if gy is not None else (threaded(Tensor(x)).numpy(),)
+        with threads(1):
+            alone = value_and_gradient(threaded, x, gy) if gy is not None else (threaded(Tensor(x)).numpy(),)
+        for a, b in zip(got, alone):                           # the same numbers on any number of threads
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        if reference is not None:
+            want = value_and_gradient(reference, x, gy) if gy is not None else (reference(Tensor(x)).numpy(),)
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)

@@ -12,17 +12,40 @@ This is the log-sum-exp trick; cross_entropy uses the same function.
 from __future__ import annotations
 
 from tinyseg import backend
+from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_tensor
 from tinyseg.tensor import Tensor
 
 
 def relu(x: Tensor) -> Tensor:
-    """max(x, 0), elementwise.
+    """max(x, 0), elementwise: Tensor.relu (read it first), its passes cut over the cores.
 
-    Saved for backward (Tensor.relu): the output, shaped like x (where it is > 0 the gradient passes).
+    The batch's samples run in shares on the cores (sample_threads.over_samples),
+    because one core's copy bandwidth is about half of what two reach on the
+    machines measured (benchmarks/results/kernels.md); the numbers are
+    Tensor.relu's. Saved for backward: the output, shaped like x (where it is
+    > 0 the gradient passes).
     """
     check_tensor(x, "input", "relu")
-    return x.relu()
+    if x.ndim < 2:
+        return x.relu()
+    xp = x.xp
+    out = xp.empty_like(x.data)
+    over_samples(lambda start, stop: xp.maximum(x.data[start:stop], 0, out=out[start:stop]), x.data)
+
+    def backward(grad):  # 1 where x > 0, else 0
+        gx = xp.empty_like(grad)
+
+        def share(start, stop):
+            passes = xp.empty(grad.shape[1:], dtype=bool)           # one sample's mask
+            for sample in range(start, stop):
+                xp.greater(out[sample], 0, out=passes)
+                xp.multiply(grad[sample], passes, out=gx[sample])
+
+        over_samples(share, grad)
+        return (gx,)
+
+    return Tensor.from_op(out, (x,), backward, "relu")
 
 
 def log_softmax_array(x, dim: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_same_device_and_dtype
 from tinyseg.tensor import Tensor
 
@@ -42,5 +43,29 @@ def cat(tensors, axis: int = 0) -> Tensor:
     def backward(grad):                       # (..., sum(sizes), ...) -> one slice per piece
         return tuple(xp.split(grad, boundaries, axis=axis))
 
-    data = xp.concatenate([t.data for t in tensors], axis=axis)
+    if axis % first.ndim == 0 or first.ndim < 2:
+        data = xp.concatenate([t.data for t in tensors], axis=axis)
+    else:
+        data = concatenate_by_samples(xp, [t.data for t in tensors], axis % first.ndim)
     return Tensor.from_op(data, tensors, backward, "cat", axis=axis)
+
+
+def concatenate_by_samples(xp, arrays: list, axis: int):
+    """xp.concatenate(arrays, axis) for an axis after the batch's, the samples' copies cut over the cores.
+
+    One core copies at about half the bandwidth two reach on the machines
+    measured (benchmarks/results/kernels.md), so each share of the samples
+    (sample_threads.over_samples) copies its own rows of every piece.
+    """
+    shape = list(arrays[0].shape)
+    shape[axis] = sum(a.shape[axis] for a in arrays)
+    out = xp.empty(shape, dtype=arrays[0].dtype)
+    bounds = np.cumsum([0] + [a.shape[axis] for a in arrays]).tolist()
+    at = (slice(None),) * axis
+
+    def share(start, stop):
+        for piece, lo, hi in zip(arrays, bounds, bounds[1:]):
+            out[(slice(start, stop),) + at[1:] + (slice(lo, hi),)] = piece[start:stop]
+
+    over_samples(share, out)
+    return out

@@ -47,10 +47,17 @@ D = sum(gy * (x - mean)) = sum(gy * x) - mean * sum(gy):
 sum(gy * x) is one einsum (no (N, C, H, W) temporary), and xhat is never
 stored: backward keeps only x (which its producer keeps anyway) and four
 (C,) vectors, one (N, C, H, W) array less per layer than storing xhat.
+
+Each pass runs sample by sample, the batch cut over the cores
+(sample_threads.over_samples): one sample's passes then read it from the
+core's cache, not from memory. The variance combines each sample's mean and
+squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
+(sample mean - mean)^2), so the statistics take one pass over the batch.
 """
 
 from __future__ import annotations
 
+from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_same_device_and_dtype, check_tensor
 from tinyseg.tensor import Tensor
 
@@ -110,10 +117,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     use_batch_stats = training or running_mean is None
 
     if use_batch_stats:
-        mean = x.data.mean(axis=AXES)                           # (C,)
-        centred = x.data - mean.reshape(1, c, 1, 1)             # (N, C, H, W), dropped after the next line
-        var = channel_dot(xp, centred, centred) / m             # (C,) biased: divides by M
-        del centred
+        mean, var = batch_statistics(xp, x.data)                # (C,), (C,) biased: divides by M
         if training and running_mean is not None:               # update the running estimates in place
             update_running_estimates(running_mean, running_var, mean, var, m, momentum)
     else:
@@ -122,13 +126,11 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     inv_std = 1 / xp.sqrt(var + eps)                            # (C,)
     scale = inv_std if weight is None else weight.data * inv_std  # (C,)
     shift = -mean * scale if bias is None else bias.data - mean * scale
-    y = x.data * scale.reshape(1, c, 1, 1)                      # (N, C, H, W)
-    y += shift.reshape(1, c, 1, 1)
+    y = affine(xp, x.data, scale, shift)                        # (N, C, H, W): x * scale + shift
 
     def backward(gy):                                           # gy: (N, C, H, W); keeps x.data
-        gy_sum = gy.sum(axis=AXES)                              # (C,)
         need_dot = use_batch_stats or (weight is not None and weight.requires_grad)
-        gy_x = channel_dot(xp, gy, x.data) if need_dot else None   # (C,) sum(gy * x)
+        gy_sum, gy_x = gradient_sums(xp, gy, x.data if need_dot else None)   # (C,) sum(gy), sum(gy * x)
         d = gy_x - mean * gy_sum if need_dot else None          # (C,) sum(gy * (x - mean))
         gx = None
         if x.requires_grad:
@@ -136,9 +138,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
             if use_batch_stats:                                 # mean and var depend on x
                 b = -scale * d * inv_std ** 2 / m
                 shift_c = -a * gy_sum / m - b * mean
-                gx = gy * a.reshape(1, c, 1, 1)                 # (N, C, H, W)
-                gx += x.data * b.reshape(1, c, 1, 1)
-                gx += shift_c.reshape(1, c, 1, 1)
+                gx = affine(xp, gy, a, shift_c, x.data, b)      # (N, C, H, W): gy * a + x * b + c
             else:                                               # mean and var are constants
                 gx = gy * a.reshape(1, c, 1, 1)
         gw = d * inv_std if weight is not None and weight.requires_grad else None   # sum(gy * xhat)
@@ -178,7 +178,66 @@ def check_batch_norm_args(op: str, x: Tensor, running_mean, running_var, weight,
                          f"shape {x.shape}")
 
 
-def channel_dot(xp, a, b):
-    """sum over N, H, W of a * b for each channel: (N, C, H, W), (N, C, H, W) -> (C,), no temporary."""
+def batch_statistics(xp, x):
+    """(mean, biased variance) of each channel of x (N, C, H, W), sample by sample on the cores.
+
+    Each sample gives its channels' means and sums of squared deviations M2_s;
+    Chan's rule joins them: M2 = sum_s M2_s + (H*W) * sum_s (mean_s - mean)^2.
+    """
+    n, c = x.shape[:2]
+    means = xp.empty((n, c), dtype=x.dtype)                     # (N, C) each sample's means
+    squares = xp.empty((n, c), dtype=x.dtype)                   # (N, C) each sample's M2_s
+
+    def share(start, stop):
+        for sample in range(start, stop):
+            values = x[sample].reshape(c, -1)                   # (C, H*W)
+            means[sample] = values.mean(axis=1)
+            centred = values - means[sample].reshape(c, 1)      # (C, H*W), one sample
+            squares[sample] = xp.einsum("ci,ci->c", centred, centred)
+
+    over_samples(share, x)
+    pixels = x[0, 0].size                                       # H * W
+    mean = means.mean(axis=0)                                   # (C,)
+    spread = means - mean                                       # (N, C)
+    m2 = squares.sum(axis=0) + pixels * xp.einsum("nc,nc->c", spread, spread)
+    return mean, m2 / (n * pixels)
+
+
+def gradient_sums(xp, gy, x=None):
+    """(sum(gy), sum(gy * x) or None) over N, H, W for each channel: (C,), (C,), sample by sample."""
+    n, c = gy.shape[:2]
+    gy_sums = xp.empty((n, c), dtype=gy.dtype)
+    dots = None if x is None else xp.empty((n, c), dtype=gy.dtype)
+
+    def share(start, stop):
+        for sample in range(start, stop):
+            values = gy[sample].reshape(c, -1)                  # (C, H*W)
+            gy_sums[sample] = values.sum(axis=1)
+            if x is not None:
+                dots[sample] = xp.einsum("ci,ci->c", values, x[sample].reshape(c, -1))
+
+    over_samples(share, gy)
+    return gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
+
+
+def affine(xp, a, scale, shift, b=None, b_scale=None):
+    """a * scale + shift (+ b * b_scale), per channel of (N, C, H, W) arrays, sample by sample.
+
+    scale, shift, b_scale: (C,). The forward's y = x * scale + shift and the
+    backward's dL/dx = gy * a + x * b + c, each sample's terms added in cache.
+    """
     n, c = a.shape[:2]
-    return xp.einsum("nci,nci->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    out = xp.empty_like(a)
+    scale, shift = scale.reshape(c, 1, 1), shift.reshape(c, 1, 1)
+
+    def share(start, stop):
+        term = None if b is None else xp.empty_like(b[0])       # (C, H, W), one sample
+        for sample in range(start, stop):
+            xp.multiply(a[sample], scale, out=out[sample])
+            out[sample] += shift
+            if b is not None:
+                xp.multiply(b[sample], b_scale.reshape(c, 1, 1), out=term)
+                out[sample] += term
+
+    over_samples(share, a)
+    return out

@@ -19,11 +19,16 @@ view, adding where windows overlap (stride < kernel).
 
 This is already the textbook form, so it has no second one beside it: the
 max of each window, one tap at a time, with im2col's view and col2im's tap
-loop (DeZero's pooling_simple takes the same max over copied columns).
+loop (DeZero's pooling_simple takes the same max over copied columns). The
+tap loops run on each share of the batch's samples at once, one share per
+core (sample_threads.over_samples): the numbers do not change, only which
+core computes them (one core's copy bandwidth is about half of two's on the
+machines measured, benchmarks/results/kernels.md).
 """
 
 from __future__ import annotations
 
+from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_tensor, non_negative_pair, positive_pair
 from tinyseg.im2col import pad_image, padded_zeros, window_view
 from tinyseg.tensor import Tensor
@@ -55,23 +60,35 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     taps = [(i, j) for i in range(kh) for j in range(kw)]  # row-major, as PyTorch scans
     overlapping = stride[0] < kh or stride[1] < kw
     windows = window_view(pad_image(x.data, padding, value=-xp.inf), kernel, stride)
-    y = windows[:, :, 0, 0].copy()                          # (N, C, OH, OW)
-    for i, j in taps[1:]:
-        xp.maximum(y, windows[:, :, i, j], out=y)            # running max over the taps
+    y = xp.empty(windows.shape[:2] + windows.shape[4:], dtype=x.dtype)     # (N, C, OH, OW)
+
+    def forward_share(start, stop):                          # samples start..stop-1
+        part = windows[start:stop]
+        xp.copyto(y[start:stop], part[:, :, 0, 0])
+        for i, j in taps[1:]:
+            xp.maximum(y[start:stop], part[:, :, i, j], out=y[start:stop])   # running max over the taps
+
+    over_samples(forward_share, y)
 
     def backward(gy):                                        # gy: (N, C, OH, OW)
         # col2im's tap loop, writing each window's gradient straight onto the image
         padded = padded_zeros(xp, x.shape, padding, gy.dtype)     # (N, C, Hp, Wp)
         targets = window_view(padded, kernel, stride, y.shape[2:], writeable=True)
-        unclaimed = xp.ones(y.shape, dtype=bool)             # window's max not yet found
-        for i, j in taps:
-            first_max = windows[:, :, i, j] == y             # (N, C, OH, OW) bool
-            first_max &= unclaimed                           # only the first one wins
-            unclaimed ^= first_max
-            if overlapping:                                  # a pixel may win in several windows
-                targets[:, :, i, j] += gy * first_max
-            else:                                            # each pixel is in one window only
-                xp.multiply(gy, first_max, out=targets[:, :, i, j])
+
+        def backward_share(start, stop):                     # samples start..stop-1
+            part, gy_part, y_part = windows[start:stop], gy[start:stop], y[start:stop]
+            unclaimed = xp.ones(y_part.shape, dtype=bool)    # window's max not yet found
+            first_max = xp.empty(y_part.shape, dtype=bool)
+            for i, j in taps:
+                xp.equal(part[:, :, i, j], y_part, out=first_max)   # (n, C, OH, OW) bool
+                first_max &= unclaimed                       # only the first one wins
+                unclaimed ^= first_max
+                if overlapping:                              # a pixel may win in several windows
+                    targets[start:stop, :, i, j] += gy_part * first_max
+                else:                                        # each pixel is in one window only
+                    xp.multiply(gy_part, first_max, out=targets[start:stop, :, i, j])
+
+        over_samples(backward_share, gy)
         ph, pw = padding
         if ph or pw:
             padded = padded[:, :, ph:ph + h, pw:pw + w]      # drop the padding

@@ -1,6 +1,6 @@
 """A batch cut in shares, one per core: the CPU kernels' per-sample loops run on threads.
 
-    parts = over_samples(work, n)      # [work(0, 4), work(4, 8)] for n = 8 on 2 cores, at once
+    parts = over_samples(work, x)      # [work(0, 4), work(4, 8)] for an x of 8 samples on 2 cores
 
 Why: on a 2-core Intel Xeon, a product on columns one core has just copied
 runs no faster on two BLAS threads than on one, because the second core reads
@@ -39,16 +39,18 @@ def sample_shares(n: int, workers: int) -> list[tuple[int, int]]:
     return shares
 
 
-def over_samples(work, n: int, sample_bytes: int = MIN_SAMPLE_BYTES) -> list:
-    """[work(start, stop) for each share of range(n)], the shares run at once, BLAS on one thread each.
+def over_samples(work, batch) -> list:
+    """[work(start, stop) for each share of range(len(batch))], run at once, BLAS on one thread each.
 
-    One share on this thread, with the BLAS's own threads, when there is one
-    sample or one core, when a sample holds fewer than MIN_SAMPLE_BYTES
-    (`sample_bytes`: the data one sample's work reads), or where NumPy's BLAS
-    threads cannot be set (backend.blas_thread_functions).
+    batch: the (N, ...) array whose samples are cut. One share on this thread,
+    with the BLAS's own threads, for a batch of one, one core, a GPU array, a
+    sample of fewer than MIN_SAMPLE_BYTES, or where NumPy's BLAS threads
+    cannot be set (backend.blas_thread_functions).
     """
+    n = len(batch)
     shares = sample_shares(n, WORKERS)
-    if len(shares) == 1 or sample_bytes < MIN_SAMPLE_BYTES or backend.blas_thread_functions() is None:
+    if (len(shares) == 1 or batch[0].nbytes < MIN_SAMPLE_BYTES or backend.device_of(batch) != "cpu"
+            or backend.blas_thread_functions() is None):
         return [work(0, n)]
     with backend.blas_threads(1):
         futures = [pool().submit(work, start, stop) for start, stop in shares[1:]]
