@@ -124,3 +124,11 @@ def test_the_operators_cut_over_threads_equal_their_one_thread_and_textbook_form
             want = value_and_gradient(reference, x, gy) if gy is not None else (reference(Tensor(x)).numpy(),)
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_the_calling_thread_gets_its_cpus_back_after_the_shares_ran():
+    before = sample_threads.os.sched_getaffinity(0) if sample_threads.PINNING else None
+    with threads(2):
+        sample_threads.over_samples(lambda start, stop: None, np.zeros((4, 8)))
+    if sample_threads.PINNING:
+        assert sample_threads.os.sched_getaffinity(0) == before
