@@ -211,7 +211,7 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple):
                     gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
         return gw_t
 
-    parts = over_samples(share, n, image[0].nbytes)
+    parts = over_samples(share, image)
     if out_grad is None:
         return y, None
     return y, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)
@@ -240,7 +240,7 @@ def forward_by_taps(x, w, bands: Bands):
                 y_grid += w[:, :, i, j] @ flat[:, shift:shift + length]   # (O, C) @ (C, L)
             y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
 
-    over_samples(share, n, x[0].nbytes)
+    over_samples(share, x)
     return y
 
 
@@ -316,7 +316,7 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                 bands.merge(gphases, gx[sample])
         return gw_t
 
-    parts = over_samples(share, n, gy[0].nbytes)
+    parts = over_samples(share, gy)
     if x is None:
         return gx, None
     return gx, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)
