@@ -132,3 +132,22 @@ def test_the_calling_thread_gets_its_cpus_back_after_the_shares_ran():
         sample_threads.over_samples(lambda start, stop: None, np.zeros((4, 8)))
     if sample_threads.PINNING:
         assert sample_threads.os.sched_getaffinity(0) == before
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.tuples(st.integers(1, 5), st.integers(2, 4), st.integers(1, 5), st.integers(1, 5)),
+       workers=st.integers(2, 3), ignore=st.booleans(), seed=st.integers(0, 2**16))
+def test_cross_entropy_cut_over_threads_equals_its_textbook_form(shape, workers, ignore, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    if ignore:
+        target[rng.random(target.shape) < 0.3] = 255
+    target.flat[0] = 0                                     # at least one pixel counts
+    fused = lambda t: F.cross_entropy(t, target, ignore_index=255)            # noqa: E731
+    textbook = lambda t: F.cross_entropy_textbook(t, target, ignore_index=255)  # noqa: E731
+    with threads(workers):
+        got = value_and_gradient(fused, x, None)
+    want = value_and_gradient(textbook, x, None)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -15,7 +15,8 @@ fused into one operator with its backward written out: one buffer goes
 x - max -> exp -> softmax in place, the loss reads the shifted score of the
 true class only, and backward scales the kept softmax once and subtracts at
 the true classes only (no one-hot array), because passes over memory, not
-arithmetic, set its pace (measured: benchmarks/results/kernels.md).
+arithmetic, set its pace (measured: benchmarks/results/kernels.md); its passes
+run sample by sample on the cores (sample_threads.over_samples).
 tests/test_textbook_forms.py proves the two equal in value and gradient.
 
 Segmentation logits are (N, C, H, W) and targets (N, H, W): the same formula
@@ -34,6 +35,7 @@ import numpy as np
 
 from tinyseg import backend
 from tinyseg.functional.activation import log_softmax
+from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_tensor
 from tinyseg.tensor import Tensor
 
@@ -93,12 +95,20 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     all_valid = bool(valid.all())
     safe_target = target if all_valid else xp.where(valid, target, 0)   # ignored -> any real class
     positions = true_class_positions(safe_target, n_classes)        # (N, H*W) into flat (N, C, H, W)
-    p = logits.data - logits.data.max(axis=1, keepdims=True)        # (N, C, H, W) shifted, <= 0
-    picked = xp.take(p, positions).reshape(target.shape)            # (N, H, W): x_t - max
-    xp.exp(p, out=p)
-    total = p.sum(axis=1, keepdims=True)                            # (N, 1, H, W)
-    p /= total                                                      # softmax, kept for backward
-    neg_logp = xp.log(total[:, 0]) - picked                         # (N, H, W): -log p_t
+    p = xp.empty_like(logits.data)                                  # (N, C, H, W): the one buffer
+    neg_logp = xp.empty(target.shape, dtype=logits.dtype)           # (N, H, W): -log p_t
+
+    def softmax_share(start, stop):            # samples start..stop-1, in place in p, on the cores
+        rows = p[start:stop]
+        xp.subtract(logits.data[start:stop], logits.data[start:stop].max(axis=1, keepdims=True),
+                    out=rows)                                       # shifted, <= 0
+        picked = xp.take(p, positions[start:stop]).reshape(neg_logp[start:stop].shape)   # x_t - max
+        xp.exp(rows, out=rows)
+        total = rows.sum(axis=1, keepdims=True)                     # (n, 1, H, W)
+        rows /= total                                               # softmax, kept for backward
+        xp.subtract(xp.log(total[:, 0]), picked, out=neg_logp[start:stop])
+
+    over_samples(softmax_share, p)
     pixel_weight = valid.astype(logits.dtype)                       # 0 for ignored pixels
     if class_weight is not None:
         pixel_weight = pixel_weight * class_weight[safe_target]
@@ -111,9 +121,14 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
             coefficient = pixel_weight * (grad / total_weight)      # (N, H, W)
         else:
             coefficient = pixel_weight * grad
-        gx = p * coefficient[:, None]                               # softmax part, (N, C, H, W)
-        at_target = xp.take(gx, positions) - coefficient.reshape(positions.shape)
-        xp.put(gx, positions, at_target)                            # minus the one-hot part
+        gx = xp.empty_like(p)                                       # (N, C, H, W)
+
+        def share(start, stop):
+            xp.multiply(p[start:stop], coefficient[start:stop, None], out=gx[start:stop])   # softmax part
+            at = positions[start:stop]
+            xp.put(gx, at, xp.take(gx, at) - coefficient[start:stop].reshape(at.shape))   # minus one-hot
+
+        over_samples(share, gx)
         return (gx,)
 
     return Tensor.from_op(out, (logits,), backward, op, ignore_index=ignore_index,
