@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 
 import numpy as np
+import pytest
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,3 +154,86 @@ def test_cross_entropy_cut_over_threads_equals_its_textbook_form(shape, workers,
     want = value_and_gradient(textbook, x, None)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------- safe beside other threads and processes
+@given(omp=st.one_of(st.none(), st.sampled_from(["", "0", "x", "-3"]), st.integers(1, 64).map(str)),
+       openblas=st.one_of(st.none(), st.integers(1, 64).map(str)))
+def test_the_thread_count_is_one_per_cpu_at_most_the_limit_the_user_set(omp, openblas):
+    environ = {name: value for name, value in [("OMP_NUM_THREADS", omp), ("OPENBLAS_NUM_THREADS", openblas)]
+               if value is not None}
+    limits = [int(v) for v in environ.values() if v.isdigit() and int(v) >= 1]
+    assert sample_threads.thread_count(environ) == min([len(sample_threads.CPUS)] + limits)
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(2, 9), inner=st.integers(2, 9))
+def test_a_share_that_cuts_a_batch_again_runs_it_on_its_own_thread(n, inner):
+    """A worker waiting on work queued behind itself would hang; the inner batch runs where it is."""
+    seen, lock = [], threading.Lock()
+
+    def outer(start, stop):
+        here = threading.current_thread()
+        inner_threads = sample_threads.over_samples(lambda a, b: threading.current_thread(),
+                                                    np.zeros((inner, 2**16)))
+        assert inner_threads == [here]
+        with lock:
+            seen.extend(range(start, stop))
+
+    with threads(2):
+        sample_threads.over_samples(outer, np.zeros((n, 4)))
+    assert sorted(seen) == list(range(n))
+
+
+@settings(max_examples=10, deadline=None)
+@given(callers=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_blas_blocks_open_at_once_on_several_threads_restore_the_setting_from_before(callers, seed):
+    functions = backend.blas_thread_functions()
+    before = functions[0]() if functions else None
+    delays = np.random.default_rng(seed).uniform(0, 0.004, (callers, 2))
+    start = threading.Barrier(callers)
+
+    def caller(k):
+        start.wait()
+        time.sleep(delays[k, 0])
+        with backend.blas_threads(1):
+            time.sleep(delays[k, 1])                     # the blocks overlap in drawn orders
+
+    workers = [threading.Thread(target=caller, args=(k,)) for k in range(callers)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if functions:
+        assert functions[0]() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_forked_child_cuts_its_batches_over_threads_of_its_own():
+    with threads(2):
+        sample_threads.over_samples(lambda start, stop: None, np.zeros((4, 8)))   # the pool exists
+        pid = os.fork()
+        if pid == 0:                                     # the child: the parent's worker is not here
+            done = threading.Event()
+            threading.Thread(target=lambda: (sample_threads.over_samples(lambda a, b: (a, b),
+                                                                         np.zeros((4, 8))),
+                                             done.set()), daemon=True).start()
+            os._exit(0 if done.wait(10) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not sample_threads.PINNING or len(sample_threads.CPUS) < 2, reason="needs two CPUs")
+def test_a_thread_the_user_held_to_other_cpus_is_left_there():
+    mine = {sample_threads.CPUS[-1]}
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, mine)                        # as `taskset` would, after tinyseg was imported
+    try:
+        with sample_threads.on_cpu(sample_threads.CPUS[0]):
+            assert os.sched_getaffinity(0) == mine
+        with threads(2):
+            sample_threads.over_samples(lambda start, stop: None, np.zeros((4, 8)))
+        assert os.sched_getaffinity(0) == mine
+    finally:
+        os.sched_setaffinity(0, before)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import threading
 
 import numpy as np
 
@@ -151,20 +152,35 @@ def blas_thread_functions():
     return _blas_threads or None
 
 
+_blas_lock = threading.Lock()   # blas_threads blocks may run at once on several threads:
+_blas_blocks = 0                # how many are open now, and
+_blas_before = None             # the setting before the first of them opened
+
+
 @contextlib.contextmanager
 def blas_threads(threads: int):
     """Inside the block NumPy's products run on `threads` threads (a no-op where they cannot be set).
 
     The setting is the process's: every thread's products take it while the block runs.
+    Blocks opened at once on several threads share it, and the last to close puts back
+    the setting from before the first opened (so two threads never restore each
+    other's 1 and leave the process on one BLAS thread).
     """
+    global _blas_blocks, _blas_before
     functions = blas_thread_functions()
     if functions is None:
         yield
         return
     get, set_threads = functions
-    before = get()
-    set_threads(threads)
+    with _blas_lock:
+        if _blas_blocks == 0:
+            _blas_before = get()
+        _blas_blocks += 1
+        set_threads(threads)
     try:
         yield
     finally:
-        set_threads(before)
+        with _blas_lock:
+            _blas_blocks -= 1
+            if _blas_blocks == 0:
+                set_threads(_blas_before)

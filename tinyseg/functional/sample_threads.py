@@ -19,6 +19,11 @@ calling thread to the first one while the shares run (its own CPUs are given
 back after). Why: a thread woken by another is often put on the waker's CPU,
 so after an idle moment both shares ran on one core until the scheduler moved
 one (measured in benchmarks/results/kernels.md).
+
+A batch is cut over one thread per CPU the process may use, or fewer where
+OMP_NUM_THREADS or OPENBLAS_NUM_THREADS says so (the limit a user sets for
+NumPy's BLAS limits these threads too; =1 runs everything on one thread).
+Measured on 2-core machines only.
 """
 
 from __future__ import annotations
@@ -26,15 +31,29 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from tinyseg import backend
 
 PINNING = hasattr(os, "sched_setaffinity")          # Linux: a thread can be held to one CPU
 CPUS = sorted(os.sched_getaffinity(0)) if PINNING else list(range(os.cpu_count() or 1))
-WORKERS = min(2, len(CPUS))             # threads a batch is cut over (the machines measured had 2 cores)
 MIN_SAMPLE_BYTES = 2**16                # below this much data per sample, one thread does it all
 _pool = None                            # the threads, started on first use
+_in_share = threading.local()           # .active: this thread is running a share now
+
+
+def thread_count(environ=os.environ) -> int:
+    """One thread per usable CPU, at most the OMP_NUM_THREADS or OPENBLAS_NUM_THREADS set."""
+    count = len(CPUS)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            count = min(count, int(value))
+    return max(1, count)
+
+
+WORKERS = thread_count()                # threads a batch is cut over
 
 
 def sample_shares(n: int, workers: int) -> list[tuple[int, int]]:
@@ -60,24 +79,39 @@ def over_samples(work, batch) -> list:
     n = len(batch)
     shares = sample_shares(n, WORKERS)
     if (len(shares) == 1 or batch[0].nbytes < MIN_SAMPLE_BYTES or backend.device_of(batch) != "cpu"
-            or backend.blas_thread_functions() is None):
-        return [work(0, n)]
+            or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
+        return [work(0, n)]                              # (a share never cuts its samples again)
     with backend.blas_threads(1), on_cpu(CPUS[0]):
-        futures = [pool().submit(work, start, stop) for start, stop in shares[1:]]
+        futures = [pool().submit(run_share, work, start, stop) for start, stop in shares[1:]]
         try:
-            first = work(*shares[0])                     # this thread takes the first share
+            first = run_share(work, *shares[0])          # this thread takes the first share
         finally:
             rest = [future.result() for future in futures]   # all done before the block ends
     return [first] + rest
 
 
+def run_share(work, start: int, stop: int):
+    """work(start, stop), marked as a share: an over_samples inside it runs on this thread alone.
+
+    Why: a worker that waited for work queued behind itself would wait forever.
+    """
+    _in_share.active = True
+    try:
+        return work(start, stop)
+    finally:
+        _in_share.active = False
+
+
 @contextlib.contextmanager
 def on_cpu(cpu: int):
-    """The calling thread runs on `cpu` inside the block, on the CPUs it had before after it."""
-    if not PINNING:
+    """The calling thread runs on `cpu` inside the block, on the CPUs it had before after it.
+
+    Left where it is if it may not run on `cpu` (a user's taskset, say).
+    """
+    before = os.sched_getaffinity(0) if PINNING else set()   # 0: the calling thread, on Linux
+    if cpu not in before:
         yield
         return
-    before = os.sched_getaffinity(0)                     # 0: the calling thread, on Linux
     os.sched_setaffinity(0, {cpu})
     try:
         yield
@@ -92,9 +126,20 @@ def pool() -> ThreadPoolExecutor:
         next_cpu = itertools.count(1)                    # CPUS[0] is the calling thread's
 
         def pin() -> None:
-            if PINNING:
-                os.sched_setaffinity(0, {CPUS[next(next_cpu) % len(CPUS)]})
+            cpu = CPUS[next(next_cpu) % len(CPUS)]
+            if PINNING and cpu in os.sched_getaffinity(0):
+                os.sched_setaffinity(0, {cpu})
 
         _pool = ThreadPoolExecutor(max(1, WORKERS - 1), thread_name_prefix="tinyseg-samples",
                                    initializer=pin)
     return _pool
+
+
+def forget_pool() -> None:
+    """In a forked child: the parent's worker threads do not exist there, so start new ones."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=forget_pool)
