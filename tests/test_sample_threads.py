@@ -237,3 +237,14 @@ def test_a_thread_the_user_held_to_other_cpus_is_left_there():
         assert os.sched_getaffinity(0) == mine
     finally:
         os.sched_setaffinity(0, before)
+
+
+@pytest.mark.skipif(not sample_threads.PINNING or len(sample_threads.CPUS) < 2, reason="needs two CPUs")
+def test_each_share_runs_on_a_cpu_of_its_own():
+    """The workers are started inside the block that holds the calling thread to CPUS[0]."""
+    if sample_threads._pool is not None:
+        sample_threads._pool.shutdown()
+    sample_threads.forget_pool()                         # workers started by this call
+    with threads(2):
+        cpus = sample_threads.over_samples(lambda start, stop: os.sched_getaffinity(0), np.zeros((4, 8)))
+    assert cpus == [{sample_threads.CPUS[0]}, {sample_threads.CPUS[1]}]

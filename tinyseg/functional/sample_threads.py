@@ -126,9 +126,9 @@ def pool() -> ThreadPoolExecutor:
         next_cpu = itertools.count(1)                    # CPUS[0] is the calling thread's
 
         def pin() -> None:
-            cpu = CPUS[next(next_cpu) % len(CPUS)]
-            if PINNING and cpu in os.sched_getaffinity(0):
-                os.sched_setaffinity(0, {cpu})
+            if PINNING:                                  # (it starts with its creator's CPUs)
+                with contextlib.suppress(OSError):       # a CPU taken away since import: left unpinned
+                    os.sched_setaffinity(0, {CPUS[next(next_cpu) % len(CPUS)]})
 
         _pool = ThreadPoolExecutor(max(1, WORKERS - 1), thread_name_prefix="tinyseg-samples",
                                    initializer=pin)
