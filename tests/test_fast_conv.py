@@ -9,7 +9,7 @@ several, the last one ragged, and batches cut over one, two or three threads
 
 from __future__ import annotations
 
-import contextlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -32,26 +32,14 @@ thread_settings = st.sampled_from([(1, 0), (2, 0), (3, 0),
                                    (sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES)])
 
 
-@contextlib.contextmanager
 def thread_setting(setting):
     """sample_threads' (WORKERS, MIN_SAMPLE_BYTES) set to `setting` inside the block."""
-    saved = sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES
-    sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = setting
-    try:
-        yield
-    finally:
-        sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = saved
+    return mock.patch.multiple(sample_threads, WORKERS=setting[0], MIN_SAMPLE_BYTES=setting[1])
 
 
-@contextlib.contextmanager
 def band_setting(setting):
-    """fast_conv's (BAND_BYTES, MIN_BAND_COLUMNS) set to `setting` inside the block."""
-    saved = bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS
-    bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS = setting
-    try:
-        yield
-    finally:
-        bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS = saved
+    """bands' (BAND_BYTES, MIN_BAND_COLUMNS) set to `setting` inside the block."""
+    return mock.patch.multiple(bands_module, BAND_BYTES=setting[0], MIN_BAND_COLUMNS=setting[1])
 
 
 @settings(max_examples=40, deadline=None)

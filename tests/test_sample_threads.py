@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -38,11 +38,8 @@ def test_each_sample_is_handled_once_and_the_parts_come_back_in_share_order(n, w
             seen.extend(range(start, stop))
         return (start, stop)
 
-    saved, sample_threads.WORKERS = sample_threads.WORKERS, workers
-    try:
+    with mock.patch.object(sample_threads, "WORKERS", workers):
         parts = sample_threads.over_samples(work, np.zeros((n, 2**16)))
-    finally:
-        sample_threads.WORKERS = saved
     assert sorted(seen) == list(range(n))
     expected = sample_threads.sample_shares(n, workers)
     if backend.blas_thread_functions() is None:          # no BLAS thread setting: one share
@@ -81,15 +78,9 @@ def test_blas_threads_are_set_inside_the_block_and_restored_after():
 
 
 # ----------------------------------------------------------------- the operators, cut over threads
-@contextlib.contextmanager
 def threads(workers: int):
-    """Every batch cut over `workers` threads, however small its samples."""
-    saved = sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES
-    sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = workers, 0
-    try:
-        yield
-    finally:
-        sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES = saved
+    """Every batch cut over `workers` threads, however small its samples, inside the block."""
+    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0)
 
 
 def value_and_gradient(op, x, gy):
