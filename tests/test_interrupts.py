@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -33,23 +32,13 @@ from hypothesis import given, settings, strategies as st
 
 from tinyseg.checkpoint import save_checkpoint
 from tinyseg.models import UNet
+from slow_writes import slow_writes_command
 from user_files import unreadable_files
 
 Image = pytest.importorskip("PIL.Image")
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
 EXAMPLES = int(os.environ.get("TINYSEG_FUZZ_EXAMPLES", "6"))
-SLOW_WRITES = """
-import os, sys, time
-real_fsync = os.fsync
-def slow_fsync(fd):
-    time.sleep(0.03)
-    real_fsync(fd)
-os.fsync = slow_fsync
-from tinyseg.cli import main
-print("started", flush=True)       # the imports are done: the command's own work begins
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def predict_inputs(folder, count: int = 12):
@@ -86,7 +75,7 @@ def command(kind: str, tmp_path) -> tuple:
 def test_an_interrupted_command_leaves_only_complete_files(tmp_path_factory, kind, kill, instant):
     tmp_path = tmp_path_factory.mktemp(kind)
     argv, out = command(kind, tmp_path)
-    process = subprocess.Popen([sys.executable, "-c", SLOW_WRITES, *argv], stdout=subprocess.PIPE,
+    process = subprocess.Popen(slow_writes_command(0.03, argv), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env={**os.environ, "MPLBACKEND": "Agg"})
     assert process.stdout.readline() == b"started\n"
     time.sleep(instant)

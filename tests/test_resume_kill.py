@@ -15,32 +15,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+from slow_writes import slow_writes_command
 from tinyseg.checkpoint import load_checkpoint
 
 EPOCHS = 16
-SLOW_WRITES = """
-import os, sys, time
-real_fsync = os.fsync
-def slow_fsync(fd):
-    time.sleep(0.05)
-    real_fsync(fd)
-os.fsync = slow_fsync
-from tinyseg.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def command(out, resume: bool) -> list:
-    return [sys.executable, "-c", SLOW_WRITES, "train", "--size", "16", "--train-count", "8",
-            "--val-count", "2", "--base-channels", "2", "--depth", "1", "--batch-size", "4",
-            "--epochs", str(EPOCHS), "--out", str(out), "--no-progress",
-            "--resume" if resume else "--overwrite"]
+    return slow_writes_command(0.05, ["train", "--size", "16", "--train-count", "8", "--val-count", "2",
+                                      "--base-channels", "2", "--depth", "1", "--batch-size", "4",
+                                      "--epochs", str(EPOCHS), "--out", str(out), "--no-progress",
+                                      "--resume" if resume else "--overwrite"])
 
 
 def start(out):
