@@ -68,41 +68,53 @@ def check_fast_against_textbook(cfg, data):
     expected_gw = textbook.textbook_weight_grad(gy, x, w.shape, s, p)
     np.testing.assert_allclose(fast_conv.fast_input_grad(gy, w, x.shape, s, p), expected_gx, **TOLERANCE)
     np.testing.assert_allclose(fast_conv.fast_weight_grad(gy, x, w.shape, s, p), expected_gw, **TOLERANCE)
-    y, gw = fast_conv.forward_and_weight_grad(x, w, gy, s, p)        # one column pass, two products
+    b = np.linspace(-1.0, 2.0, w.shape[0])                 # a different bias for each output
+    np.testing.assert_allclose(fast_conv.fast_forward(x, w, s, p, b),
+                               textbook.textbook_forward(x, w, s, p, b), **TOLERANCE)
+    y, gw, x_sums = fast_conv.forward_and_weight_grad(x, w, gy, s, p, image_sums=True)   # one column pass
     np.testing.assert_allclose(y, textbook.textbook_forward(x, w, s, p), **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+    np.testing.assert_allclose(x_sums, x.sum(axis=(0, 2, 3)), **TOLERANCE)
+    for need_input, need_weight, need_bias in ((True, True, True), (True, True, False),
+                                               (True, False, True), (False, True, False)):
+        check_twins(fast_conv.fast_backward(gy, x, w, s, p, need_input, need_weight, need_bias),
+                    textbook.textbook_backward(gy, x, w, s, p, need_input, need_weight, need_bias))
     for need_input, need_weight in ((True, True), (True, False), (False, True)):
-        check_twins(fast_conv.fast_backward(gy, x, w, s, p, need_input, need_weight),
-                    textbook.textbook_backward(gy, x, w, s, p, need_input, need_weight))
         # conv_transpose(gy, w) has input gy and output gradient x (in conv's terms, x is its image)
         check_twins(fast_conv.fast_transpose_backward(x, gy, w, s, p, need_input, need_weight),
                     textbook.textbook_transpose_backward(x, gy, w, s, p, need_input, need_weight))
 
 
 def check_twins(fast, expected):
-    """Two (dL/dx or None, dL/dw or None) pairs are equal."""
+    """Two (dL/dx or None, dL/dw or None[, dL/db or None]) tuples are equal."""
+    assert len(fast) == len(expected)
     for got, want in zip(fast, expected):
         assert (got is None) == (want is None)
         if want is not None:
             np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
-@settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 3), o=st.integers(1, 2), c=st.integers(8, 12), h=st.integers(1, 9),
-       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 2),
-       pw=st.integers(0, 2), threads=thread_settings, data=st.data())
-def test_tap_sum_forward_equals_the_textbook_forward(n, o, c, h, w, kh, kw, ph, pw, threads, data):
-    """Few outputs, many inputs: the fast forward sums kernel taps instead of building columns."""
-    if h + 2 * ph < kh or w + 2 * pw < kw:
+@settings(max_examples=30, deadline=None)
+@given(channels=st.one_of(st.tuples(st.integers(1, 2), st.integers(8, 12)),        # few outputs
+                          st.tuples(st.integers(30, 34), st.integers(32, 34))),    # deep taps
+       n=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), ph=st.integers(0, 2), pw=st.integers(0, 2), threads=thread_settings,
+       data=st.data())
+def test_tap_sum_forward_equals_the_textbook_forward(channels, n, h, w, kh, kw, ph, pw, threads, data):
+    """Few outputs, or O <= C with deep taps: the fast forward sums kernel taps, no columns."""
+    o, c = channels
+    if h + 2 * ph < kh or w + 2 * pw < kw or o > c:
         return
-    assert o * fast_conv.FEW_OUTPUTS <= c                  # fast_forward takes the tap sum here
+    assert fast_conv.forward_by_taps_pays((o, c, kh, kw), (1, 1))   # fast_forward takes the tap sum
     x = data.draw(normal_arrays((n, c, h, w)))
     weight = data.draw(normal_arrays((o, c, kh, kw)))
-    expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw))
+    bias = data.draw(normal_arrays((o,)))
+    expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw), bias)
     bands = bands_module.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
     with thread_setting(threads):
-        np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands), expected, **TOLERANCE)
-        np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw)), expected,
+        np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands, bias), expected,
+                                   **TOLERANCE)
+        np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw), bias), expected,
                                    **TOLERANCE)
 
 
@@ -126,9 +138,10 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
     expected_gx = textbook.textbook_input_grad(gy, weight, x.shape, (1, 1), (ph, pw))
     expected_gw = textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw))
     with band_setting(bands), thread_setting(threads):
-        gx, gw = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw))
+        gx, gw, gb = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw), need_bias=True)
     np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), **TOLERANCE)
 
 
 def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():

@@ -7,12 +7,14 @@ transpose-conv weight (C_in, C_out, kh, kw), output (N, O, OH, OW) with
 
 Three array kernels do all the work (plain arrays in, plain arrays out):
 
-    textbook_forward(x, w)        y  = W @ im2col(x)                the convolution
+    textbook_forward(x, w, b)     y  = W @ im2col(x) + b            the convolution (b: none or (O,))
     textbook_input_grad(gy, w)    gx = col2im(W^T @ gy)             its adjoint in x
     textbook_weight_grad(gy, x)   gw = gy @ im2col(x)^T             its adjoint in W
 
 with W the weight as an (O, C*kh*kw) matrix and gy, y as (O, N*OH*OW) matrices
-(tinyseg/im2col.py draws the columns for a 4x4 image).
+(tinyseg/im2col.py draws the columns for a 4x4 image). The bias b is added at
+every pixel, so its gradient is dL/dy summed over samples and pixels
+(textbook_backward).
 
 Convolution and transpose convolution are each other's adjoints, so the two
 autograd operators below are made of the same three kernels, swapped:
@@ -46,13 +48,15 @@ from tinyseg.tensor import Tensor
 
 
 # ----------------------------------------------------------------- the textbook kernels
-def textbook_forward(x, w, stride: tuple, padding: tuple):
-    """y = conv(x, w): (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW)."""
+def textbook_forward(x, w, stride: tuple, padding: tuple, bias=None):
+    """y = conv(x, w) + bias: (N, C, H, W), (O, C, kh, kw), (O,) or None -> (N, O, OH, OW)."""
     xp = backend.get_array_module(x)
     n, o, kernel = x.shape[0], w.shape[0], w.shape[2:]
     oh, ow = (output_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
     cols = im2col(x, kernel, stride, padding)                         # (K, N*OH*OW)
     y = w.reshape(o, -1) @ cols                                       # (O, K) @ (K, N*OH*OW)
+    if bias is not None:
+        y += bias.reshape(o, 1)                                       # the same b at every pixel
     return xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))   # (N, O, OH, OW)
 
 
@@ -73,11 +77,13 @@ def textbook_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tup
 
 
 def textbook_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                      need_weight: bool = True):
-    """(dL/dx or None, dL/dw or None) of y = conv(x, w): the two adjoints above."""
+                      need_weight: bool = True, need_bias: bool = False):
+    """(dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None when not needed: the two adjoints above,
+    and dL/db, the sum of dL/dy over samples and pixels (b is added at every one)."""
     gx = textbook_input_grad(gy, w, x.shape, stride, padding) if need_input else None
     gw = textbook_weight_grad(gy, x, w.shape, stride, padding) if need_weight else None
-    return gx, gw
+    gb = gy.sum(axis=(0, 2, 3)) if need_bias else None                # (O,)
+    return gx, gw, gb
 
 
 def textbook_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
@@ -155,11 +161,11 @@ def runs_fast(array) -> bool:
     return kernels.current(backend.device_of(array)) == "fast"
 
 
-def conv_forward(x, w, stride: tuple, padding: tuple):
-    """y = conv(x, w): fast_forward or textbook_forward."""
+def conv_forward(x, w, stride: tuple, padding: tuple, bias=None):
+    """y = conv(x, w) + bias (None: no bias): fast_forward or textbook_forward."""
     if runs_fast(x):
-        return fast_conv.fast_forward(x, w, stride, padding)
-    return textbook_forward(x, w, stride, padding)
+        return fast_conv.fast_forward(x, w, stride, padding, bias)
+    return textbook_forward(x, w, stride, padding, bias)
 
 
 def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
@@ -169,11 +175,12 @@ def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
     return textbook_input_grad(gy, w, input_shape, stride, padding)
 
 
-def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
-    """(dL/dx or None, dL/dw or None) of conv: fast_backward or textbook_backward."""
+def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool,
+                  need_bias: bool):
+    """(dL/dx, dL/dw, dL/db), each None when not needed, of conv: fast_backward or textbook_backward."""
     if runs_fast(gy):
-        return fast_conv.fast_backward(gy, x, w, stride, padding, need_input, need_weight)
-    return textbook_backward(gy, x, w, stride, padding, need_input, need_weight)
+        return fast_conv.fast_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
+    return textbook_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
 
 
 def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
@@ -198,21 +205,19 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     stride = positive_pair(stride, "stride", op)
     padding = non_negative_pair(padding, "padding", op)
     check_conv_args(op, x, weight, bias, in_axis=1, out_axis=0)
-    n, c, h, width = x.shape
-    o, _, kh, kw = weight.shape
+    h, width = x.shape[2:]
+    kh, kw = weight.shape[2:]
     if h + 2 * padding[0] < kh or width + 2 * padding[1] < kw:
         raise ValueError(f"{op}: kernel ({kh}, {kw}) is larger than the padded input "
                          f"({h + 2 * padding[0]}, {width + 2 * padding[1]}) (input shape "
                          f"{x.shape}, padding {padding})")
 
-    y = conv_forward(x.data, weight.data, stride, padding)               # (N, O, OH, OW)
-    if bias is not None:
-        y += bias.data.reshape(1, o, 1, 1)
+    y = conv_forward(x.data, weight.data, stride, padding,
+                     None if bias is None else bias.data)                # (N, O, OH, OW)
 
     def backward(gy):                                                    # gy: (N, O, OH, OW)
-        gx, gw = conv_backward(gy, x.data, weight.data, stride, padding,
-                               x.requires_grad, weight.requires_grad)
-        gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
+        gx, gw, gb = conv_backward(gy, x.data, weight.data, stride, padding, x.requires_grad,
+                                   weight.requires_grad, bias is not None and bias.requires_grad)
         return (gx, gw) if bias is None else (gx, gw, gb)               # (N,C,H,W), (O,C,kh,kw), (O,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)

@@ -8,7 +8,7 @@ checks every pair on drawn shapes):
     fast_forward              textbook_forward              y  = W @ im2col(x)
     fast_input_grad           textbook_input_grad           gx = col2im(W^T @ gy)
     fast_weight_grad          textbook_weight_grad          gw = gy @ im2col(x)^T
-    fast_backward             textbook_backward             gx and gw of conv
+    fast_backward             textbook_backward             gx, gw and gb of conv
     fast_transpose_backward   textbook_transpose_backward   gx and gw of conv_transpose
 
 conv.py runs these on NumPy arrays unless told `with kernels("textbook"):`.
@@ -43,12 +43,15 @@ W^T with the band of dL/dy and adds each tap's rows back onto its phase
 (col2im, in cache), the weight gradient adds cols @ gy^T band by band, both
 in one pass so that each band of dL/dy is prepared once.
 
-4. Few outputs: no columns at all. For a layer with few output channels and
-   a large kernel (the 11x11 head of SlidingWindow.to_fcn(), 4 outputs from
-   16 channels), a product does little work per copied number. Then
+4. No columns in the forward where outputs are no more than inputs.
    forward_by_taps sums W[:, :, i, j] (O, C) @ shifted view (C, L) over
    the kh*kw taps, reading the one padded image, which stays in cache, kh*kw
-   times; nothing is copied.
+   times; no columns are copied. The BLAS packs each view as it would have
+   packed the columns, so what is saved is the column copy (kh*kw*C numbers
+   per pixel), and what is paid is kh*kw - 1 additions of the (O, L) partial
+   sums: a gain where O <= C and each tap's product is deep enough (C >= 32),
+   or where O is small beside C (the 11x11 head of SlidingWindow.to_fcn(),
+   4 outputs from 16 channels).
 
 5. One column pass for two products. The transpose convolution's backward
    needs conv(dL/dy, w) (its input gradient) and conv's weight gradient
@@ -81,6 +84,11 @@ in one pass so that each band of dL/dy is prepared once.
    so that a core multiplies the columns it has just copied, out of its own
    cache. The weight gradient's per-share sums are added in share order.
 
+8. The bias in the band. y = conv(x, w) + b adds b to each band of y while
+   the band is in cache, and dL/db = the sum of dL/dy over samples and pixels
+   is summed from the bands (or phases) of dL/dy that backward prepares
+   anyway: no pass of its own over y or dL/dy, and both run on the cores.
+
 The geometry of phases and bands (tricks 1-3) is the class Bands in bands.py.
 
 Nothing is kept between forward and backward: these are plain functions of
@@ -102,20 +110,27 @@ from tinyseg import backend
 from tinyseg.functional.bands import Bands
 from tinyseg.functional.sample_threads import over_samples
 
-FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels
+FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels,
+TAP_DEPTH = 32              # or when out_channels <= in_channels and in_channels >= TAP_DEPTH
 
 
 # ----------------------------------------------------------------- the fast twins conv.py calls
-def fast_forward(x, w, stride: tuple, padding: tuple):
-    """Fast twin of textbook_forward: y = conv(x, w), (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
+def fast_forward(x, w, stride: tuple, padding: tuple, bias=None):
+    """Fast twin of textbook_forward: y = conv(x, w) (+ bias), (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
 
-    Band by band (tricks 1-3), or by taps for few outputs (trick 4).
+    Band by band (tricks 1-3), or by taps where that pays (trick 4); the bias
+    (O,) or None is added in the band (trick 8).
     """
-    n, c = x.shape[:2]
     o, _, kh, kw = w.shape
-    if tuple(stride) == (1, 1) and o * FEW_OUTPUTS <= c:
-        return forward_by_taps(x, w, Bands(x.shape, (kh, kw), stride, padding, x.itemsize))
-    return forward_and_weight_grad(x, w, None, stride, padding)[0]
+    if forward_by_taps_pays(w.shape, stride):
+        return forward_by_taps(x, w, Bands(x.shape, (kh, kw), stride, padding, x.itemsize), bias)
+    return forward_and_weight_grad(x, w, None, stride, padding, bias)[0]
+
+
+def forward_by_taps_pays(weight_shape: tuple, stride: tuple) -> bool:
+    """Trick 4 applies (stride 1) and pays: few outputs, or O <= C with deep taps (C >= TAP_DEPTH)."""
+    o, c = weight_shape[:2]
+    return tuple(stride) == (1, 1) and (o * FEW_OUTPUTS <= c or (o <= c and c >= TAP_DEPTH))
 
 
 def fast_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
@@ -132,17 +147,17 @@ def fast_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
 
 
 def fast_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                  need_weight: bool = True):
-    """Fast twin of textbook_backward: (dL/dx, dL/dw) of y = conv(x, w), either None when not needed.
+                  need_weight: bool = True, need_bias: bool = False):
+    """Fast twin of textbook_backward: (dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None when not needed.
 
     gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw). Both gradients of a
     stride-1 convolution with O <= C come from dL/dy's columns (trick 6), the
-    rest from one pass over the bands.
+    rest from one pass over the bands; dL/db (O,) is summed on the way (trick 8).
     """
     if need_input and need_weight and backward_by_output_columns_pays(w.shape, stride, padding):
-        return backward_by_output_columns(gy, x, w, padding)
-    return band_backward(gy, x.shape, w.shape, stride, padding,
-                         w=w if need_input else None, x=x if need_weight else None)
+        return backward_by_output_columns(gy, x, w, padding, need_bias)
+    return band_backward(gy, x.shape, w.shape, stride, padding, w=w if need_input else None,
+                         x=x if need_weight else None, need_bias=need_bias)
 
 
 def fast_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
@@ -156,7 +171,7 @@ def fast_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input:
     """
     image, out_grad = gy, x                                              # conv's roles
     if need_input and need_weight:
-        return forward_and_weight_grad(image, w, out_grad, stride, padding)
+        return forward_and_weight_grad(image, w, out_grad, stride, padding)[:2]
     gx = fast_forward(image, w, stride, padding) if need_input else None
     gw = fast_weight_grad(out_grad, image, w.shape, stride, padding) if need_weight else None
     return gx, gw
@@ -175,13 +190,17 @@ def weight_from_tap_major(gw_t, kernel: tuple, channels: int):
     return gw_t.reshape(kernel[0], kernel[1], channels, o).transpose(3, 2, 0, 1).copy()
 
 
-def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple):
-    """(conv(image, w), its dL/dw for the output gradient out_grad, or None without one).
+def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, bias=None,
+                            image_sums: bool = False):
+    """(conv(image, w) + bias, its dL/dw for the output gradient out_grad, image's channel sums).
 
-    image (N, C, H, W), w (O, C, kh, kw), out_grad None or (N, O, OH, OW). Both
-    products read the same band of columns: y_band = W @ cols and
-    dL/dw += cols @ out_grad_band^T (trick 5; trick 6 calls it too). The
-    samples run in shares on the cores (trick 7), each share with its own buffers.
+    image (N, C, H, W), w (O, C, kh, kw), out_grad None or (N, O, OH, OW), bias
+    None or (O,). Both products read the same band of columns: y_band =
+    W @ cols (+ bias, trick 8) and dL/dw += cols @ out_grad_band^T (trick 5;
+    trick 6 calls it too). dL/dw is None without out_grad; the sums (C,) of
+    image over samples and pixels, None unless image_sums, come from its
+    phases (trick 6's dL/db, trick 8). The samples run in shares on the cores
+    (trick 7), each share with its own buffers.
     """
     xp = backend.get_array_module(image)
     n, c = image.shape[:2]
@@ -189,55 +208,74 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple):
     bands = Bands(image.shape, (kh, kw), stride, padding, image.itemsize)
     band_width = bands.band_rows * bands.width
     w_rows = tap_major(w)                                                # (O, K)
+    bias_column = None if bias is None else bias.reshape(o, 1)           # (O, 1)
     y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=image.dtype)
 
-    def share(start, stop):                     # samples start..stop-1: fills y, returns their dL/dw
+    def share(start, stop):        # samples start..stop-1: fills y, returns their (dL/dw, image sums)
         phases = bands.phase_buffer(xp, c, image.dtype)                  # (P, C, rows, Wq)
         flat = phases.reshape(bands.phases, c, -1)                       # (P, C, rows*Wq)
         cols_buffer = xp.empty((bands.depth, band_width), dtype=image.dtype)
         out_buffer = xp.empty((o, band_width), dtype=image.dtype)
-        gw_t = None
+        gw_t = sums = None
         if out_grad is not None:
             gy_buffer = xp.zeros((o, band_width), dtype=out_grad.dtype)  # junk columns stay zero
             gw_t = xp.zeros((bands.depth, o), dtype=out_grad.dtype)      # (K, O), tap-major rows
+        if image_sums:
+            sums = xp.zeros(c, dtype=image.dtype)                        # (C,)
         for sample in range(start, stop):
             bands.split(image[sample], phases)
+            if image_sums:
+                sums += flat.sum(axis=(0, 2))                            # padding adds zeros
             for r0, r1 in bands.bands:
                 cols = bands.columns(flat, (r0, r1), cols_buffer)         # (K, L)
                 out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
+                if bias is not None:
+                    out += bias_column
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
                 if out_grad is not None:
                     gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
                     gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
-        return gw_t
+        return gw_t, sums
 
     parts = over_samples(share, image)
-    if out_grad is None:
-        return y, None
-    return y, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)
+    gw_parts, sum_parts = zip(*parts)
+    gw = None if out_grad is None else weight_from_tap_major(in_order_sum(gw_parts), (kh, kw), c)
+    return y, gw, (in_order_sum(sum_parts) if image_sums else None)
 
 
-def forward_by_taps(x, w, bands: Bands):
-    """Stride-1 y = conv(x, w) as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
+def in_order_sum(parts):
+    """parts[0] + parts[1] + ..., in share order (so a result does not depend on the threads' timing)."""
+    return sum(parts[1:], parts[0])
+
+
+def forward_by_taps(x, w, bands: Bands, bias=None):
+    """Stride-1 y = conv(x, w) (+ bias) as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
 
     Trick 4 above: y_grid = sum over taps (i, j) of W[:, :, i, j] @ flat[:, shift_ij : shift_ij + L],
-    with L = OH * Wq the sample's whole grid; no column buffer.
+    with L = OH * Wq the sample's whole grid; no column buffer. bias (O,) or None.
     """
     xp = backend.get_array_module(x)
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     length = bands.out_h * bands.width                                   # L
     y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    w_taps = xp.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, o, c)   # tap t: (O, C)
 
     def share(start, stop):                                              # fills y[start:stop]
         phases = bands.phase_buffer(xp, c, x.dtype)                      # (1, C, rows, Wq)
         flat = phases.reshape(c, -1)                                     # (C, rows*Wq)
+        y_grid = xp.empty((o, length), dtype=x.dtype)                    # (O, L)
+        product = xp.empty((o, length), dtype=x.dtype)                   # one tap's term
         for sample in range(start, stop):
             bands.split(x[sample], phases)
-            y_grid = xp.zeros((o, length), dtype=x.dtype)                # (O, L)
-            for (i, j), (_, shift) in zip(taps, bands.taps):
-                y_grid += w[:, :, i, j] @ flat[:, shift:shift + length]   # (O, C) @ (C, L)
+            for t, (_, shift) in enumerate(bands.taps):
+                view = flat[:, shift:shift + length]                     # (C, L), no copy
+                if t == 0:
+                    xp.matmul(w_taps[0], view, out=y_grid)               # (O, C) @ (C, L)
+                else:
+                    xp.add(y_grid, xp.matmul(w_taps[t], view, out=product), out=y_grid)
+            if bias is not None:
+                y_grid += bias.reshape(o, 1)
             y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
 
     over_samples(share, x)
@@ -250,18 +288,20 @@ def backward_by_output_columns_pays(weight_shape: tuple, stride: tuple, padding:
     return tuple(stride) == (1, 1) and padding[0] < kh and padding[1] < kw and o <= c
 
 
-def backward_by_output_columns(gy, x, w, padding: tuple):
-    """(dL/dx, dL/dw) of a stride-1 y = conv(x, w), both from one pass over dL/dy's columns.
+def backward_by_output_columns(gy, x, w, padding: tuple, need_bias: bool = False):
+    """(dL/dx, dL/dw, dL/db or None) of a stride-1 y = conv(x, w) + b, from one pass over dL/dy's columns.
 
     Trick 6 above: dL/dx = conv(dL/dy, w', padding kernel - 1 - padding) and
-    dL/dw = turn(dL/dw'), w' = turn(w), with turn(v)[b, a, i, j] = v[a, b, kh-1-i, kw-1-j].
+    dL/dw = turn(dL/dw'), w' = turn(w), with turn(v)[b, a, i, j] = v[a, b, kh-1-i, kw-1-j];
+    dL/db is the channel sums of dL/dy, that convolution's image (trick 8).
     gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw).
     """
     kh, kw = w.shape[2:]
     full_padding = (kh - 1 - padding[0], kw - 1 - padding[1])
     image, out_grad = gy, x                                              # the roles in conv(dL/dy, w')
-    gx, gw_turned = forward_and_weight_grad(image, half_turned(w), out_grad, (1, 1), full_padding)
-    return gx, half_turned(gw_turned)                                  # (N, C, H, W), (O, C, kh, kw)
+    gx, gw_turned, gb = forward_and_weight_grad(image, half_turned(w), out_grad, (1, 1), full_padding,
+                                                image_sums=need_bias)
+    return gx, half_turned(gw_turned), gb                 # (N, C, H, W), (O, C, kh, kw), (O,) or None
 
 
 def half_turned(w):
@@ -271,12 +311,13 @@ def half_turned(w):
 
 
 def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, padding: tuple,
-                  w=None, x=None):
-    """(dL/dx, dL/dw) of conv, band by band: dL/dx when the weight w is given, dL/dw when the input x is.
+                  w=None, x=None, need_bias: bool = False):
+    """(dL/dx, dL/dw, dL/db) of conv, band by band: dL/dx when the weight w is given, dL/dw when the input x is.
 
     gy (N, O, OH, OW); input_shape (N, C, H, W) and weight_shape (O, C, kh, kw)
-    give the geometry; a gradient whose array is not given comes back as None.
-    Each band of dL/dy is widened once for both products; the samples run in
+    give the geometry; a gradient whose array is not given, or dL/db (O,)
+    unless need_bias, comes back as None. Each band of dL/dy is widened once
+    for both products and summed for dL/db (trick 8); the samples run in
     shares on the cores (trick 7).
     """
     xp = backend.get_array_module(gy)
@@ -287,9 +328,10 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
     w_cols = None if w is None else tap_major(w).T                       # (K, O)
     gx = None if w is None else xp.empty(input_shape, dtype=gy.dtype)    # (N, C, H, W)
 
-    def share(start, stop):                    # samples start..stop-1: fills gx, returns their dL/dw
+    def share(start, stop):             # samples start..stop-1: fills gx, returns their (dL/dw, dL/db)
         gy_buffer = xp.zeros((o, band_width), dtype=gy.dtype)            # junk columns stay zero
         gw_t = None
+        gb = xp.zeros(o, dtype=gy.dtype) if need_bias else None          # (O,)
         if w is not None:
             gcols_buffer = xp.empty((bands.depth, band_width), dtype=gy.dtype)
             gphases = bands.phase_buffer(xp, c, gy.dtype)                # (P, C, rows, Wq)
@@ -306,6 +348,8 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                 bands.split(x[sample], phases)
             for band in bands.bands:
                 gy_grid = bands.widen(gy[sample], band, gy_buffer)       # (O, L)
+                if need_bias:
+                    gb += gy_grid.sum(axis=1)                            # junk columns add zeros
                 if w is not None:
                     gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, L)
                     bands.add_columns(gcols, band, gflat)
@@ -314,9 +358,8 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                     gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
             if w is not None:
                 bands.merge(gphases, gx[sample])
-        return gw_t
+        return gw_t, gb
 
-    parts = over_samples(share, gy)
-    if x is None:
-        return gx, None
-    return gx, weight_from_tap_major(sum(parts[1:], parts[0]), (kh, kw), c)
+    gw_parts, gb_parts = zip(*over_samples(share, gy))
+    gw = None if x is None else weight_from_tap_major(in_order_sum(gw_parts), (kh, kw), c)
+    return gx, gw, (in_order_sum(gb_parts) if need_bias else None)
