@@ -105,12 +105,12 @@ def test_tap_sum_forward_equals_the_textbook_forward(channels, n, h, w, kh, kw, 
     o, c = channels
     if h + 2 * ph < kh or w + 2 * pw < kw or o > c:
         return
-    assert fast_conv.forward_by_taps_pays((o, c, kh, kw), (1, 1))   # fast_forward takes the tap sum
     x = data.draw(normal_arrays((n, c, h, w)))
     weight = data.draw(normal_arrays((o, c, kh, kw)))
     bias = data.draw(normal_arrays((o,)))
     expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw), bias)
     bands = bands_module.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
+    assert fast_conv.forward_by_taps_pays(weight.shape, bands)   # fast_forward takes the tap sum
     with thread_setting(threads):
         np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands, bias), expected,
                                    **TOLERANCE)
@@ -151,6 +151,18 @@ def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():
     assert not pays((32, 16, 3, 3), (1, 1), (1, 1))        # more outputs: dL/dy's columns are larger
     assert not pays((16, 16, 3, 3), (2, 2), (1, 1))        # strided: the gradient is no plain conv
     assert not pays((16, 16, 3, 3), (1, 1), (3, 1))        # padding >= kernel: would need negative padding
+
+
+def test_tap_sum_forward_is_taken_only_where_it_applies_and_pays():
+    def pays(o, c, side, stride=(1, 1)):
+        bands = bands_module.Bands((8, c, side, side), (3, 3), stride, (1, 1), 4)
+        return fast_conv.forward_by_taps_pays((o, c, 3, 3), bands)
+    assert pays(4, 16, 128)                                # few outputs
+    assert pays(16, 32, 128) and pays(64, 64, 32)          # O <= C, deep taps, the sums in cache
+    assert not pays(16, 16, 128)                           # C = 16: each tap's product too shallow
+    assert not pays(32, 16, 64)                            # more outputs than inputs
+    assert not pays(64, 64, 128)                           # one sample's sums: 4.3 MB, out of cache
+    assert not pays(64, 64, 32, (2, 2))                    # strided: a tap is no plain view
 
 
 def test_half_turned_swaps_the_channel_axes_and_turns_each_kernel():

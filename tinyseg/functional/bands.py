@@ -29,6 +29,7 @@ class Bands:
         n, c, h, w = image_shape
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         self.image_shape, self.kernel, self.stride, self.padding = tuple(image_shape), kernel, stride, padding
+        self.itemsize = itemsize                                         # bytes of one number
         self.out_h = output_size(h, kh, sh, ph)                          # OH
         self.out_w = output_size(w, kw, sw, pw)                          # OW
         self.width = -(-(w + 2 * pw) // sw)                              # Wq
@@ -40,6 +41,10 @@ class Bands:
         band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
         self.band_rows = max(1, min(self.out_h, band_columns // self.width))
         self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
+
+    def grid_fits(self, channels: int) -> bool:
+        """One sample's whole (channels, OH * Wq) grid of outputs has at most BAND_BYTES."""
+        return channels * self.out_h * self.width * self.itemsize <= BAND_BYTES
 
     def phase_slices(self):
         """For each phase (a, b): (its index, slices into the phase grid, slices into the image).

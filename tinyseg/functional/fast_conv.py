@@ -49,9 +49,10 @@ in one pass so that each band of dL/dy is prepared once.
    times; no columns are copied. The BLAS packs each view as it would have
    packed the columns, so what is saved is the column copy (kh*kw*C numbers
    per pixel), and what is paid is kh*kw - 1 additions of the (O, L) partial
-   sums: a gain where O <= C and each tap's product is deep enough (C >= 32),
-   or where O is small beside C (the 11x11 head of SlidingWindow.to_fcn(),
-   4 outputs from 16 channels).
+   sums: a gain where O <= C, each tap's product is deep enough (C >= 32)
+   and one sample's (O, L) sums stay in cache (at most BAND_BYTES), or where
+   O is small beside C (the 11x11 head of SlidingWindow.to_fcn(), 4 outputs
+   from 16 channels).
 
 5. One column pass for two products. The transpose convolution's backward
    needs conv(dL/dy, w) (its input gradient) and conv's weight gradient
@@ -111,7 +112,8 @@ from tinyseg.functional.bands import Bands
 from tinyseg.functional.sample_threads import over_samples
 
 FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels,
-TAP_DEPTH = 32              # or when out_channels <= in_channels and in_channels >= TAP_DEPTH
+TAP_DEPTH = 32              # or when out_channels <= in_channels, in_channels >= TAP_DEPTH and
+                            # one sample's output grid has at most BAND_BYTES
 
 
 # ----------------------------------------------------------------- the fast twins conv.py calls
@@ -121,16 +123,18 @@ def fast_forward(x, w, stride: tuple, padding: tuple, bias=None):
     Band by band (tricks 1-3), or by taps where that pays (trick 4); the bias
     (O,) or None is added in the band (trick 8).
     """
-    o, _, kh, kw = w.shape
-    if forward_by_taps_pays(w.shape, stride):
-        return forward_by_taps(x, w, Bands(x.shape, (kh, kw), stride, padding, x.itemsize), bias)
+    bands = Bands(x.shape, w.shape[2:], stride, padding, x.itemsize)
+    if forward_by_taps_pays(w.shape, bands):
+        return forward_by_taps(x, w, bands, bias)
     return forward_and_weight_grad(x, w, None, stride, padding, bias)[0]
 
 
-def forward_by_taps_pays(weight_shape: tuple, stride: tuple) -> bool:
-    """Trick 4 applies (stride 1) and pays: few outputs, or O <= C with deep taps (C >= TAP_DEPTH)."""
+def forward_by_taps_pays(weight_shape: tuple, bands: Bands) -> bool:
+    """Trick 4 applies (stride 1) and pays: few outputs, or O <= C with deep taps (C >= TAP_DEPTH)
+    and one sample's (O, L) output grid of at most BAND_BYTES."""
     o, c = weight_shape[:2]
-    return tuple(stride) == (1, 1) and (o * FEW_OUTPUTS <= c or (o <= c and c >= TAP_DEPTH))
+    deep = o <= c and c >= TAP_DEPTH and bands.grid_fits(o)
+    return tuple(bands.stride) == (1, 1) and (o * FEW_OUTPUTS <= c or deep)
 
 
 def fast_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
