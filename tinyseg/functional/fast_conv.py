@@ -5,7 +5,7 @@ form, im2col, one matrix product, col2im. Each kernel here is the fast twin
 of one of them and computes exactly the same numbers (tests/test_fast_conv.py
 checks every pair on drawn shapes):
 
-    fast_forward              textbook_forward              y  = W @ im2col(x)
+    fast_forward              textbook_forward              y  = W @ im2col(x) + b
     fast_input_grad           textbook_input_grad           gx = col2im(W^T @ gy)
     fast_weight_grad          textbook_weight_grad          gw = gy @ im2col(x)^T
     fast_backward             textbook_backward             gx, gw and gb of conv
@@ -118,7 +118,7 @@ TAP_DEPTH = 32              # or when out_channels <= in_channels, in_channels >
 
 # ----------------------------------------------------------------- the fast twins conv.py calls
 def fast_forward(x, w, stride: tuple, padding: tuple, bias=None):
-    """Fast twin of textbook_forward: y = conv(x, w) (+ bias), (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
+    """Fast twin of textbook_forward: y = conv(x, w) + bias, (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
 
     Band by band (tricks 1-3), or by taps where that pays (trick 4); the bias
     (O,) or None is added in the band (trick 8).
@@ -152,7 +152,7 @@ def fast_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
 
 def fast_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
                   need_weight: bool = True, need_bias: bool = False):
-    """Fast twin of textbook_backward: (dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None when not needed.
+    """Fast twin of textbook_backward: (dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None if not needed.
 
     gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw). Both gradients of a
     stride-1 convolution with O <= C come from dL/dy's columns (trick 6), the
@@ -253,7 +253,7 @@ def in_order_sum(parts):
 
 
 def forward_by_taps(x, w, bands: Bands, bias=None):
-    """Stride-1 y = conv(x, w) (+ bias) as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
+    """Stride-1 y = conv(x, w) + bias as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
 
     Trick 4 above: y_grid = sum over taps (i, j) of W[:, :, i, j] @ flat[:, shift_ij : shift_ij + L],
     with L = OH * Wq the sample's whole grid; no column buffer. bias (O,) or None.
@@ -316,7 +316,7 @@ def half_turned(w):
 
 def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, padding: tuple,
                   w=None, x=None, need_bias: bool = False):
-    """(dL/dx, dL/dw, dL/db) of conv, band by band: dL/dx when the weight w is given, dL/dw when the input x is.
+    """(dL/dx, dL/dw, dL/db) of conv, band by band: dL/dx given the weight w, dL/dw given the input x.
 
     gy (N, O, OH, OW); input_shape (N, C, H, W) and weight_shape (O, C, kh, kw)
     give the geometry; a gradient whose array is not given, or dL/db (O,)
