@@ -62,7 +62,8 @@ import numbers
 
 from tinyseg.functional.activation import log_softmax, log_softmax_array
 from tinyseg.functional.loss import (
-    check_loss_input, check_target, check_weight, onehot_and_pixel_weights, reduce_pixel_losses,
+    check_loss_input, check_target, check_weight, onehot_and_pixel_weights, pixel_weights,
+    reduce_pixel_losses,
 )
 from tinyseg.tensor import Tensor
 
@@ -116,9 +117,7 @@ def focal_loss(input: Tensor, target, gamma: float = 2.0, weight=None, ignore_in
     p_t = xp.exp(log_pt)                                             # (N, H, W)
     q = -xp.expm1(log_pt)                                            # (N, H, W): 1 - p_t, exact near 1
     modulating = q ** gamma                                          # (N, H, W): (1 - p_t)^gamma
-    pixel_weight = valid.astype(input.dtype)                         # 0 for ignored pixels
-    if class_weight is not None:
-        pixel_weight = pixel_weight * class_weight[safe_target]
+    pixel_weight = pixel_weights(valid, safe_target, class_weight, input.dtype)   # (N, H, W)
     losses = -modulating * log_pt * pixel_weight                     # (N, H, W)
     total_weight = pixel_weight.sum()
     out = reduce_pixel_losses(losses, total_weight, reduction)

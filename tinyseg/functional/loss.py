@@ -69,10 +69,19 @@ def onehot_and_pixel_weights(logits: Tensor, target, class_weight, ignore_index:
     safe_target = xp.where(valid, target, 0)                        # ignored -> any real class
     classes = xp.arange(logits.shape[1]).reshape((1, -1) + (1,) * (logits.ndim - 2))
     onehot = (safe_target[:, None] == classes).astype(logits.dtype)
-    pixel_weight = valid.astype(logits.dtype)
+    return onehot, pixel_weights(valid, safe_target, class_weight, logits.dtype)
+
+
+def pixel_weights(valid, safe_target, class_weight, dtype):
+    """Each pixel's weight (N, H, W): w[t] (1 without class weights), 0 where valid is False.
+
+    valid (N, H, W) bool: the target is not ignore_index; safe_target: the
+    target with ignored pixels pointing at any real class.
+    """
+    pixel_weight = valid.astype(dtype)                              # 0 for ignored pixels
     if class_weight is not None:
         pixel_weight = pixel_weight * class_weight[safe_target]
-    return onehot, pixel_weight
+    return pixel_weight
 
 
 def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
@@ -109,9 +118,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
         xp.subtract(xp.log(total[:, 0]), picked, out=neg_logp[start:stop])
 
     over_samples(softmax_share, p)
-    pixel_weight = valid.astype(logits.dtype)                       # 0 for ignored pixels
-    if class_weight is not None:
-        pixel_weight = pixel_weight * class_weight[safe_target]
+    pixel_weight = pixel_weights(valid, safe_target, class_weight, logits.dtype)   # (N, H, W)
     losses = neg_logp if class_weight is None and all_valid else neg_logp * pixel_weight   # (N, H, W)
     total_weight = pixel_weight.sum()
     out = reduce_pixel_losses(losses, total_weight, reduction)
