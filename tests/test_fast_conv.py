@@ -79,10 +79,30 @@ def check_fast_against_textbook(cfg, data):
                                                (True, False, True), (False, True, False)):
         check_twins(fast_conv.fast_backward(gy, x, w, s, p, need_input, need_weight, need_bias),
                     textbook.textbook_backward(gy, x, w, s, p, need_input, need_weight, need_bias))
-    for need_input, need_weight in ((True, True), (True, False), (False, True)):
-        # conv_transpose(gy, w) has input gy and output gradient x (in conv's terms, x is its image)
-        check_twins(fast_conv.fast_transpose_backward(x, gy, w, s, p, need_input, need_weight),
-                    textbook.textbook_transpose_backward(x, gy, w, s, p, need_input, need_weight))
+    # conv_transpose(gy, w) + c has input gy and output x's shape (in conv's terms, x is its image)
+    c = np.linspace(-2.0, 1.0, w.shape[1])                 # the transpose convolution's bias
+    np.testing.assert_allclose(fast_conv.fast_transpose_forward(gy, w, x.shape, s, p, c),
+                               textbook.textbook_transpose_forward(gy, w, x.shape, s, p, c), **TOLERANCE)
+    for need_input, need_weight, need_bias in ((True, True, True), (True, True, False),
+                                               (True, False, True), (False, True, False)):
+        check_twins(fast_conv.fast_transpose_backward(x, gy, w, s, p, need_input, need_weight, need_bias),
+                    textbook.textbook_transpose_backward(x, gy, w, s, p, need_input, need_weight, need_bias))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5),
+       kernel=st.sampled_from([(1, 1), (2, 2), (3, 2)]),
+       tiles=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       padding=st.tuples(st.integers(0, 1), st.integers(0, 1)),
+       bands=band_settings, threads=thread_settings, data=st.data())
+def test_fast_kernels_equal_the_textbook_kernels_where_windows_tile(n, c, o, kernel, tiles, extra, padding,
+                                                                     bands, threads, data):
+    """kernel == stride (trick 9: the columns are a view of the phases), whole tiles or rows left over."""
+    h, w = (tiles[0] * kernel[0] + extra[0] % kernel[0], tiles[1] * kernel[1] + extra[1] % kernel[1])
+    cfg = ConvConfig(n, c, o, h, w, kernel, kernel, padding)
+    with band_setting(bands), thread_setting(threads):
+        check_fast_against_textbook(cfg, data)
 
 
 def check_twins(fast, expected):

@@ -1,9 +1,9 @@
 """The geometry of a fast convolution: its stride phases and its bands of output rows.
 
-fast_conv.py's tricks 1-3 (its docstring tells them) in one class: where each
-tap reads the flattened phases, how a sample's output rows split into bands
-of about BAND_BYTES of columns, and the copies between an image, its phases
-and a band's columns.
+fast_conv.py's tricks 1-3 and 9 (its docstring tells them) in one class: where
+each tap reads the flattened phases, how a sample's output rows split into
+bands of about BAND_BYTES of columns, and the copies between an image, its
+phases and a band's columns.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ class Bands:
     at the bottom, so the junk windows of the last rows stay inside.
     Output pixel (y, x) is column y * Wq + x of a phase's flat grid; tap (i, j)
     reads its phase at that column plus shift(i, j) = (i // sh) * Wq + j // sw.
+
+    Where the windows tile the image (kernel == stride: 2x2 stride 2, 1x1
+    stride 1), tap (i, j) IS phase (i, j), read at shift 0, so a band's
+    columns are a view of the phases and need no copy (trick 9).
     """
 
     def __init__(self, image_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, itemsize: int):
@@ -38,6 +42,7 @@ class Bands:
         self.taps = [((i % sh) * sw + j % sw, (i // sh) * self.width + j // sw)
                      for i in range(kh) for j in range(kw)]             # (phase, shift) per tap
         self.depth = c * kh * kw                                         # K
+        self.tiles = (kh, kw) == (sh, sw)                                # each pixel in one window
         band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
         self.band_rows = max(1, min(self.out_h, band_columns // self.width))
         self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
@@ -79,9 +84,14 @@ class Bands:
             image[:, ys, xs] = phases[p, :, rows, cols]
 
     def columns(self, flat, band: tuple, buffer):
-        """The band's columns (K, L) in (tap, channel) row order, from flat phases (P, C, rows*Wq)."""
+        """The band's columns (K, L) in (tap, channel) row order, from flat phases (P, C, rows*Wq).
+
+        A view of the phases where the windows tile the image (trick 9), else copied into buffer.
+        """
         c = flat.shape[1]
         start, length = band[0] * self.width, (band[1] - band[0]) * self.width
+        if self.tiles:                                                    # tap t is phase t, shift 0
+            return flat.reshape(self.phases * c, -1)[:, start:start + length]
         cols = buffer[:, :length]
         for t, (p, shift) in enumerate(self.taps):                        # one slice copy per tap
             cols[t * c:(t + 1) * c] = flat[p, :, start + shift:start + shift + length]
@@ -91,13 +101,21 @@ class Bands:
         """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""
         c = flat.shape[1]
         start, length = band[0] * self.width, gcols.shape[1]
+        if self.tiles:                                                    # one add, as columns' view
+            flat.reshape(self.phases * c, -1)[:, start:start + length] += gcols
+            return
         for t, (p, shift) in enumerate(self.taps):
             flat[p, :, start + shift:start + shift + length] += gcols[t * c:(t + 1) * c]
 
     def widen(self, gy_sample, band: tuple, buffer):
-        """dL/dy of one sample's band, (O, R, OW) -> (O, R * Wq) with zeros in the junk columns."""
+        """dL/dy of one sample's band, (O, R, OW) -> (O, R * Wq) with zeros in the junk columns.
+
+        Without junk columns (Wq == OW) that is gy_sample's own rows, a view where they lie in order.
+        """
         o = gy_sample.shape[0]
         r0, r1 = band
+        if self.width == self.out_w:
+            return gy_sample[:, r0:r1].reshape(o, -1)
         grid = buffer[:, :(r1 - r0) * self.width]
         grid.reshape(o, r1 - r0, self.width)[:, :, :self.out_w] = gy_sample[:, r0:r1]
         return grid

@@ -22,6 +22,9 @@ autograd operators below are made of the same three kernels, swapped:
     conv2d            forward: forward       backward: input_grad, weight_grad
     conv_transpose2d  forward: input_grad    backward: forward,    weight_grad
 
+(textbook_transpose_forward and textbook_transpose_backward put them together
+for conv_transpose2d, with its bias.)
+
 Which form runs. Each kernel has a fast twin in fast_conv.py (fast_forward
 for textbook_forward, ...) that computes the same numbers from columns built
 one cache-sized band at a time, so the whole column matrix never goes to
@@ -86,18 +89,32 @@ def textbook_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool 
     return gx, gw, gb
 
 
+def textbook_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tuple, bias=None):
+    """y = conv_transpose(x, w) + bias: conv's input gradient for the output gradient x, plus bias.
+
+    x (N, C_in, H, W), w (C_in, C_out, kh, kw) (conv's (O, C, kh, kw) with
+    O = C_in), output_shape (N, C_out, OH, OW), bias None or (C_out,).
+    """
+    y = textbook_input_grad(x, w, output_shape, stride, padding)      # (N, C_out, OH, OW)
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
 def textbook_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                                need_weight: bool = True):
-    """(dL/dx or None, dL/dw or None) of y = conv_transpose(x, w): conv's forward and weight gradient.
+                                need_weight: bool = True, need_bias: bool = False):
+    """(dL/dx, dL/dw, dL/db), each None when not needed, of y = conv_transpose(x, w) + b.
 
     y is conv's input gradient for the output gradient x, so in conv's terms gy
     is the image and x the output gradient: dL/dx = conv(gy, w), and dL/dw is
-    conv's weight gradient of the image gy under the output gradient x.
+    conv's weight gradient of the image gy under the output gradient x. dL/db
+    is dL/dy summed over samples and pixels.
     """
     image, out_grad = gy, x                                           # conv's roles
     gx = textbook_forward(image, w, stride, padding) if need_input else None
     gw = textbook_weight_grad(out_grad, image, w.shape, stride, padding) if need_weight else None
-    return gx, gw
+    gb = gy.sum(axis=(0, 2, 3)) if need_bias else None                # (C_out,)
+    return gx, gw, gb
 
 
 # ----------------------------------------------------------------- which kernels run
@@ -168,11 +185,11 @@ def conv_forward(x, w, stride: tuple, padding: tuple, bias=None):
     return textbook_forward(x, w, stride, padding, bias)
 
 
-def conv_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
-    """dL/dx of conv (and the transpose convolution's forward): fast_input_grad or textbook_input_grad."""
-    if runs_fast(gy):
-        return fast_conv.fast_input_grad(gy, w, input_shape, stride, padding)
-    return textbook_input_grad(gy, w, input_shape, stride, padding)
+def conv_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tuple, bias=None):
+    """y = conv_transpose(x, w) + bias: fast_transpose_forward or textbook_transpose_forward."""
+    if runs_fast(x):
+        return fast_conv.fast_transpose_forward(x, w, output_shape, stride, padding, bias)
+    return textbook_transpose_forward(x, w, output_shape, stride, padding, bias)
 
 
 def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool,
@@ -183,11 +200,13 @@ def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, nee
     return textbook_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
 
 
-def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool):
-    """(dL/dx or None, dL/dw or None) of conv_transpose: the fast or the textbook transpose_backward."""
+def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool,
+                            need_bias: bool):
+    """(dL/dx, dL/dw, dL/db), each None when not needed, of conv_transpose: fast or textbook."""
     if runs_fast(gy):
-        return fast_conv.fast_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
-    return textbook_transpose_backward(gy, x, w, stride, padding, need_input, need_weight)
+        return fast_conv.fast_transpose_backward(gy, x, w, stride, padding, need_input, need_weight,
+                                                 need_bias)
+    return textbook_transpose_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
 
 
 # ----------------------------------------------------------------- autograd operators
@@ -256,14 +275,12 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                          f"{x.shape}, kernel ({kh}, {kw}), stride {stride}, padding {padding}")
     out_shape = (n, c_out, oh, ow)
 
-    y = conv_input_grad(x.data, weight.data, out_shape, stride, padding)   # (N, C_out, OH, OW)
-    if bias is not None:
-        y += bias.data.reshape(1, c_out, 1, 1)
+    y = conv_transpose_forward(x.data, weight.data, out_shape, stride, padding,
+                               None if bias is None else bias.data)      # (N, C_out, OH, OW)
 
     def backward(gy):                                                    # gy: (N, C_out, OH, OW)
-        gx, gw = conv_transpose_backward(gy, x.data, weight.data, stride, padding,
-                                         x.requires_grad, weight.requires_grad)
-        gb = gy.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
+        gx, gw, gb = conv_transpose_backward(gy, x.data, weight.data, stride, padding, x.requires_grad,
+                                             weight.requires_grad, bias is not None and bias.requires_grad)
         return (gx, gw) if bias is None else (gx, gw, gb)        # (N,C_in,H,W), (C_in,C_out,kh,kw), (C_out,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)

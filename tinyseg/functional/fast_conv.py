@@ -9,7 +9,8 @@ checks every pair on drawn shapes):
     fast_input_grad           textbook_input_grad           gx = col2im(W^T @ gy)
     fast_weight_grad          textbook_weight_grad          gw = gy @ im2col(x)^T
     fast_backward             textbook_backward             gx, gw and gb of conv
-    fast_transpose_backward   textbook_transpose_backward   gx and gw of conv_transpose
+    fast_transpose_forward    textbook_transpose_forward    y = conv_transpose(x, w) + b
+    fast_transpose_backward   textbook_transpose_backward   gx, gw and gb of conv_transpose
 
 conv.py runs these on NumPy arrays unless told `with kernels("textbook"):`.
 Why they exist: on a CPU, memory is slow next to arithmetic, and the textbook
@@ -89,6 +90,14 @@ in one pass so that each band of dL/dy is prepared once.
    the band is in cache, and dL/db = the sum of dL/dy over samples and pixels
    is summed from the bands (or phases) of dL/dy that backward prepares
    anyway: no pass of its own over y or dL/dy, and both run on the cores.
+   The transpose convolution's bias is added to each sample of its output
+   and summed from the phases of its dL/dy the same way.
+
+9. Windows that tile. Where kernel == stride (the U-Net's 2x2 stride-2
+   transpose convolutions, 1x1 heads), each pixel lies in one window and
+   tap (i, j) is phase (i, j) at shift 0: a band's columns are a view of
+   the phases (Bands.columns), col2im is one add, and dL/dy needs no
+   widening where its rows have no junk columns (Bands.widen).
 
 The geometry of phases and bands (tricks 1-3) is the class Bands in bands.py.
 
@@ -138,10 +147,7 @@ def forward_by_taps_pays(weight_shape: tuple, bands: Bands) -> bool:
 
 
 def fast_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
-    """Fast twin of textbook_input_grad: dL/dx of conv, (N, O, OH, OW) -> input_shape (N, C, H, W).
-
-    Also the transpose convolution's forward.
-    """
+    """Fast twin of textbook_input_grad: dL/dx of conv, (N, O, OH, OW) -> input_shape (N, C, H, W)."""
     return band_backward(gy, tuple(input_shape), w.shape, stride, padding, w=w)[0]
 
 
@@ -164,21 +170,31 @@ def fast_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = Tr
                          x=x if need_weight else None, need_bias=need_bias)
 
 
-def fast_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                            need_weight: bool = True):
-    """Fast twin of textbook_transpose_backward: (dL/dx, dL/dw) of y = conv_transpose(x, w).
+def fast_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tuple, bias=None):
+    """Fast twin of textbook_transpose_forward: y = conv_transpose(x, w) + bias, conv's dL/dx for dL/dy = x.
 
-    gy (N, C_out, OH, OW), x (N, C_in, H, W), w (C_in, C_out, kh, kw); either
+    x (N, C_in, H, W), w (C_in, C_out, kh, kw), output_shape (N, C_out, OH, OW);
+    the bias (C_out,) or None is added to each sample's output in cache (trick 8).
+    """
+    return band_backward(x, tuple(output_shape), w.shape, stride, padding, w=w, input_bias=bias)[0]
+
+
+def fast_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
+                            need_weight: bool = True, need_bias: bool = False):
+    """Fast twin of textbook_transpose_backward: (dL/dx, dL/dw, dL/db) of y = conv_transpose(x, w) + b.
+
+    gy (N, C_out, OH, OW), x (N, C_in, H, W), w (C_in, C_out, kh, kw); each
     result None when not needed. As in the textbook form, in conv's terms gy is
     the image and x the output gradient; both products read gy's columns,
-    built once when both are needed (trick 5).
+    built once when both are needed (trick 5), and dL/db, gy's channel sums,
+    comes from its phases (trick 8).
     """
     image, out_grad = gy, x                                              # conv's roles
     if need_input and need_weight:
-        return forward_and_weight_grad(image, w, out_grad, stride, padding)[:2]
+        return forward_and_weight_grad(image, w, out_grad, stride, padding, image_sums=need_bias)
     gx = fast_forward(image, w, stride, padding) if need_input else None
     gw = fast_weight_grad(out_grad, image, w.shape, stride, padding) if need_weight else None
-    return gx, gw
+    return gx, gw, (image.sum(axis=(0, 2, 3)) if need_bias else None)
 
 
 # ----------------------------------------------------------------- the bands and their products
@@ -315,14 +331,15 @@ def half_turned(w):
 
 
 def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, padding: tuple,
-                  w=None, x=None, need_bias: bool = False):
+                  w=None, x=None, need_bias: bool = False, input_bias=None):
     """(dL/dx, dL/dw, dL/db) of conv, band by band: dL/dx given the weight w, dL/dw given the input x.
 
     gy (N, O, OH, OW); input_shape (N, C, H, W) and weight_shape (O, C, kh, kw)
     give the geometry; a gradient whose array is not given, or dL/db (O,)
     unless need_bias, comes back as None. Each band of dL/dy is widened once
     for both products and summed for dL/db (trick 8); the samples run in
-    shares on the cores (trick 7).
+    shares on the cores (trick 7). input_bias (C,) or None is added to each
+    sample of dL/dx: the transpose convolution's bias, as dL/dx is its output.
     """
     xp = backend.get_array_module(gy)
     n, c = input_shape[:2]
@@ -362,6 +379,8 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                     gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
             if w is not None:
                 bands.merge(gphases, gx[sample])
+                if input_bias is not None:
+                    gx[sample] += input_bias.reshape(c, 1, 1)
         return gw_t, gb
 
     gw_parts, gb_parts = zip(*over_samples(share, gy))
