@@ -21,9 +21,11 @@ This is already the textbook form, so it has no second one beside it: the
 max of each window, one tap at a time, with im2col's view and col2im's tap
 loop (DeZero's pooling_simple takes the same max over copied columns). The
 tap loops run on each share of the batch's samples at once, one share per
-core (sample_threads.over_samples): the numbers do not change, only which
-core computes them (one core's copy bandwidth is about half of two's on the
-machines measured, benchmarks/results/kernels.md).
+core (sample_threads.over_samples), and inside a share one sample at a time,
+so that the sample stays in the core's cache over its kh*kw taps: the numbers
+do not change, only which core computes them and when (one core's copy
+bandwidth is about half of two's on the machines measured,
+benchmarks/results/kernels.md).
 """
 
 from __future__ import annotations
@@ -62,11 +64,11 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     windows = window_view(pad_image(x.data, padding, value=-xp.inf), kernel, stride)
     y = xp.empty(windows.shape[:2] + windows.shape[4:], dtype=x.dtype)     # (N, C, OH, OW)
 
-    def forward_share(start, stop):                          # samples start..stop-1
-        part = windows[start:stop]
-        xp.copyto(y[start:stop], part[:, :, 0, 0])
-        for i, j in taps[1:]:
-            xp.maximum(y[start:stop], part[:, :, i, j], out=y[start:stop])   # running max over the taps
+    def forward_share(start, stop):                          # samples start..stop-1, one at a time
+        for sample in range(start, stop):                    # (its image stays in cache over the taps)
+            xp.copyto(y[sample], windows[sample, :, 0, 0])
+            for i, j in taps[1:]:
+                xp.maximum(y[sample], windows[sample, :, i, j], out=y[sample])   # running max over the taps
 
     over_samples(forward_share, y)
 
@@ -75,18 +77,20 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
         padded = padded_zeros(xp, x.shape, padding, gy.dtype)     # (N, C, Hp, Wp)
         targets = window_view(padded, kernel, stride, y.shape[2:], writeable=True)
 
-        def backward_share(start, stop):                     # samples start..stop-1
-            part, gy_part, y_part = windows[start:stop], gy[start:stop], y[start:stop]
-            unclaimed = xp.ones(y_part.shape, dtype=bool)    # window's max not yet found
-            first_max = xp.empty(y_part.shape, dtype=bool)
-            for i, j in taps:
-                xp.equal(part[:, :, i, j], y_part, out=first_max)   # (n, C, OH, OW) bool
-                first_max &= unclaimed                       # only the first one wins
-                unclaimed ^= first_max
-                if overlapping:                              # a pixel may win in several windows
-                    targets[start:stop, :, i, j] += gy_part * first_max
-                else:                                        # each pixel is in one window only
-                    xp.multiply(gy_part, first_max, out=targets[start:stop, :, i, j])
+        def backward_share(start, stop):                     # samples start..stop-1, one at a time
+            unclaimed = xp.empty(y.shape[1:], dtype=bool)    # window's max not yet found
+            first_max = xp.empty(y.shape[1:], dtype=bool)
+            for sample in range(start, stop):
+                part, gy_part, y_part = windows[sample], gy[sample], y[sample]
+                unclaimed.fill(True)
+                for i, j in taps:
+                    xp.equal(part[:, i, j], y_part, out=first_max)   # (C, OH, OW) bool
+                    first_max &= unclaimed                   # only the first one wins
+                    unclaimed ^= first_max
+                    if overlapping:                          # a pixel may win in several windows
+                        targets[sample, :, i, j] += gy_part * first_max
+                    else:                                    # each pixel is in one window only
+                        xp.multiply(gy_part, first_max, out=targets[sample, :, i, j])
 
         over_samples(backward_share, gy)
         ph, pw = padding
