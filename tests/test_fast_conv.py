@@ -9,6 +9,7 @@ several, the last one ragged, and batches cut over one, two or three threads
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -19,14 +20,15 @@ from hypothesis import strategies as st
 from strategies import ConvConfig, conv_configs, normal_arrays
 from tinyseg.functional import conv as textbook
 from tinyseg.functional import bands as bands_module
-from tinyseg.functional import fast_conv, sample_threads
+from tinyseg.functional import fast_conv, sample_threads, stacked_rows
 
 STRIDE_ABOVE_KERNEL = ConvConfig(2, 2, 3, 9, 8, (2, 1), (4, 3), (0, 1))
 ONE_PIXEL = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
 TOLERANCE = dict(rtol=1e-10, atol=1e-10)
 
-# bands: (BAND_BYTES, MIN_BAND_COLUMNS); (1, 1) gives one output row per band
-band_settings = st.sampled_from([(1, 1), (200, 7), (bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS)])
+# bands: (BAND_BYTES, MIN_BAND_COLUMNS); (1, 1) gives one output row per band, (1, 40) a few
+band_settings = st.sampled_from([(1, 1), (200, 7), (1, 40),
+                                 (bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS)])
 # threads: (WORKERS, MIN_SAMPLE_BYTES); 0 bytes cuts even the smallest batch over the threads
 thread_settings = st.sampled_from([(1, 0), (2, 0), (3, 0),
                                    (sample_threads.WORKERS, sample_threads.MIN_SAMPLE_BYTES)])
@@ -42,13 +44,28 @@ def band_setting(setting):
     return mock.patch.multiple(bands_module, BAND_BYTES=setting[0], MIN_BAND_COLUMNS=setting[1])
 
 
+def rows_setting(setting):
+    """Where trick 10 (stacked rows) runs inside the block: "rule" as measured, "always" wherever
+    it applies (stride 1), "never"."""
+    if setting == "rule":
+        return contextlib.nullcontext()
+    always = setting == "always"
+    return mock.patch.object(fast_conv, "stacked_rows_pay",
+                             lambda bands, *args: always and tuple(bands.stride) == (1, 1))
+
+
+rows_settings = st.sampled_from(["rule", "always", "never"])
+
+
 @settings(max_examples=40, deadline=None)
-@given(cfg=conv_configs(), bands=band_settings, threads=thread_settings, data=st.data())
-@example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), threads=(2, 0), data=None)
-@example(cfg=ONE_PIXEL, bands=(1, 1), threads=(1, 0), data=None)
-def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, threads, data):
-    """Each fast twin equals its textbook kernel: forward, both gradients, both backwards."""
-    with band_setting(bands), thread_setting(threads):
+@given(cfg=conv_configs(), bands=band_settings, threads=thread_settings, rows=rows_settings,
+       data=st.data())
+@example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), threads=(2, 0), rows="rule", data=None)
+@example(cfg=ONE_PIXEL, bands=(1, 1), threads=(1, 0), rows="always", data=None)
+def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, threads, rows, data):
+    """Each fast twin equals its textbook kernel: forward, both gradients, both backwards;
+    with trick 10 where it pays, wherever it applies, and nowhere."""
+    with band_setting(bands), thread_setting(threads), rows_setting(rows):
         check_fast_against_textbook(cfg, data)
 
 
@@ -164,6 +181,48 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), **TOLERANCE)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(1, 9),
+       w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 4),
+       pw=st.integers(0, 4), bands=band_settings, threads=thread_settings, data=st.data())
+@example(n=1, c=2, o=3, h=7, w=6, kh=3, kw=3, ph=1, pw=1, bands=(1, 40), threads=(1, 0), data=None)
+def test_stacked_rows_equal_the_textbook_forward_and_weight_grad(n, c, o, h, w, kh, kw, ph, pw, bands,
+                                                                  threads, data):
+    """Trick 10: y = sum over kernel rows i of (W_rows @ R) shifted by i rows, and
+    dL/dw = G @ R^T, on any kernel and padding, bands of one row or many, the last one shorter
+    (the @example: bands of 3, 3 and 1 rows, so G's tail holds the rows of a longer band)."""
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    rng = np.random.default_rng(0)
+    draw = rng.standard_normal if data is None else (lambda shape: data.draw(normal_arrays(shape)))
+    x, weight, bias = draw((n, c, h, w)), draw((o, c, kh, kw)), draw((o,))
+    gy = draw((n, o, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1))
+    with band_setting(bands), thread_setting(threads):
+        y, gw, sums = stacked_rows.forward_and_weight_grad_by_rows(x, weight, gy, (ph, pw), bias, True)
+        y_alone, no_gw, no_sums = stacked_rows.forward_and_weight_grad_by_rows(x, weight, None, (ph, pw))
+    np.testing.assert_allclose(y, textbook.textbook_forward(x, weight, (1, 1), (ph, pw), bias), **TOLERANCE)
+    np.testing.assert_allclose(gw, textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw)),
+                               **TOLERANCE)
+    np.testing.assert_allclose(sums, x.sum(axis=(0, 2, 3)), **TOLERANCE)
+    np.testing.assert_allclose(y_alone, textbook.textbook_forward(x, weight, (1, 1), (ph, pw)), **TOLERANCE)
+    assert no_gw is None and no_sums is None
+
+
+def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
+    def pays(o, c, side, stride=(1, 1), weight_grad=False):
+        bands = bands_module.Bands((8, c, side, side), (3, 3), stride, (1, 1), 4)
+        return stacked_rows.stacked_rows_pay(bands, o, weight_grad)
+    assert pays(16, 16, 128) and pays(32, 16, 128) and pays(32, 16, 64)   # few channels, tall images
+    assert pays(16, 16, 128, weight_grad=True)             # trick 6 where dL/dy has as many channels
+    assert not pays(32, 16, 128, weight_grad=True)         # ... but not more: G would outgrow R
+    assert not pays(16, 3, 128)                            # 3 channels: 9-deep products
+    assert not pays(64, 64, 32) and not pays(128, 128, 16)   # short images: no gain measured
+    assert pays(64, 64, 128)                               # bands of 30 rows: 2 extra rows, under a tenth
+    wide = bands_module.Bands((8, 64, 128, 512), (3, 3), (1, 1), (1, 1), 4)
+    assert not stacked_rows.stacked_rows_pay(wide, 64)     # 512 wide: bands of 6 rows, 2 extra
+    assert not pays(16, 16, 128, (2, 2))                   # strided: a kernel row is no plain shift
+
+
 def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():
     pays = fast_conv.backward_by_output_columns_pays
     assert pays((16, 32, 3, 3), (1, 1), (1, 1))            # fewer outputs than inputs
@@ -201,6 +260,15 @@ def test_bands_cover_every_output_row_once():
     with band_setting((1, 15)):                            # two rows per band
         bands = bands_module.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
     assert bands.bands == [(0, 2), (2, 4), (4, 5)]
+
+
+def test_row_bands_cover_every_output_row_once():
+    with band_setting((1, 1)):                             # one row per band
+        bands = bands_module.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)
+        assert bands.row_bands(4) == [(r, r + 1) for r in range(6)]
+    with band_setting((8 * (3 * 2 + 3 * 4) * 7 * 4, 1)):   # room for 4 rows of R and Z: 2 rows + 2 extra
+        bands = bands_module.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
+        assert bands.row_bands(4) == [(0, 2), (2, 4), (4, 5)]
 
 
 def test_stride_phases_hold_every_pixel_once():

@@ -1,6 +1,6 @@
 """The geometry of a fast convolution: its stride phases and its bands of output rows.
 
-fast_conv.py's tricks 1-3 and 9 (its docstring tells them) in one class: where
+fast_conv.py's tricks 1-3, 9 and 10 (its docstring tells them) in one class: where
 each tap reads the flattened phases, how a sample's output rows split into
 bands of about BAND_BYTES of columns, and the copies between an image, its
 phases and a band's columns.
@@ -46,6 +46,20 @@ class Bands:
         band_columns = max(MIN_BAND_COLUMNS, BAND_BYTES // (itemsize * self.depth))
         self.band_rows = max(1, min(self.out_h, band_columns // self.width))
         self.bands = [(r, min(r + self.band_rows, self.out_h)) for r in range(0, self.out_h, self.band_rows)]
+
+    def row_band_rows(self, out_channels: int) -> int:
+        """Output rows per band of trick 10 (stacked_rows.py, stride 1): its row columns
+        (kw*C rows) and stacked products (kh*O rows) span the band's rows and kh - 1 more,
+        about BAND_BYTES together, and at least MIN_BAND_COLUMNS columns."""
+        (kh, kw), c = self.kernel, self.image_shape[1]
+        row_bytes = self.itemsize * (kw * c + kh * out_channels) * self.width
+        rows = max(BAND_BYTES // row_bytes, -(-MIN_BAND_COLUMNS // self.width)) - (kh - 1)
+        return max(1, min(self.out_h, rows))
+
+    def row_bands(self, out_channels: int) -> list:
+        """Trick 10's bands of output rows: [(r0, r1), ...], each row_band_rows long, the last one shorter."""
+        rows = self.row_band_rows(out_channels)
+        return [(r, min(r + rows, self.out_h)) for r in range(0, self.out_h, rows)]
 
     def grid_fits(self, channels: int) -> bool:
         """One sample's whole (channels, OH * Wq) grid of outputs has at most BAND_BYTES."""
@@ -96,6 +110,19 @@ class Bands:
         for t, (p, shift) in enumerate(self.taps):                        # one slice copy per tap
             cols[t * c:(t + 1) * c] = flat[p, :, start + shift:start + shift + length]
         return cols
+
+    def row_columns(self, flat, band: tuple, buffer):
+        """Trick 10's row columns R (kw*C, (R + kh - 1) * Wq) of a band, from the flat image (C, rows*Wq).
+
+        R[(j, c), q] = flat[c, start + q + j]: the band's rows and kh - 1 more, shifted by j (stride 1).
+        """
+        c = flat.shape[0]
+        (kh, kw), start = self.kernel, band[0] * self.width
+        length = (band[1] - band[0] + kh - 1) * self.width
+        rows = buffer[:, :length]
+        for j in range(kw):                                               # one slice copy per column j
+            rows[j * c:(j + 1) * c] = flat[:, start + j:start + j + length]
+        return rows
 
     def add_columns(self, gcols, band: tuple, flat) -> None:
         """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""

@@ -99,7 +99,14 @@ in one pass so that each band of dL/dy is prepared once.
    the phases (Bands.columns), col2im is one add, and dL/dy needs no
    widening where its rows have no junk columns (Bands.widen).
 
-The geometry of phases and bands (tricks 1-3) is the class Bands in bands.py.
+10. Kernel rows stacked (stride 1, from 16 channels, stacked_rows.py). With
+   columns of the kw taps of each kernel row only, R = kw shifted copies, one
+   product W_rows (kh*O, kw*C) @ R gives each kernel row's sums, and kh - 1
+   shifted adds give y: kh times fewer copies, a product kh times taller (a
+   thin one, O = 16, runs far below the BLAS's rate). fast_forward and trick 6
+   take it instead of forward_and_weight_grad where it pays.
+
+The geometry of phases and bands (tricks 1-3, 9, 10) is the class Bands in bands.py.
 
 Nothing is kept between forward and backward: these are plain functions of
 arrays, and backward builds its bands again from x and w, which conv.py's
@@ -118,7 +125,8 @@ from __future__ import annotations
 
 from tinyseg import backend
 from tinyseg.functional.bands import Bands
-from tinyseg.functional.sample_threads import over_samples
+from tinyseg.functional.sample_threads import in_order_sum, over_samples
+from tinyseg.functional.stacked_rows import forward_and_weight_grad_by_rows, stacked_rows_pay
 
 FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels,
 TAP_DEPTH = 32              # or when out_channels <= in_channels, in_channels >= TAP_DEPTH and
@@ -129,10 +137,12 @@ TAP_DEPTH = 32              # or when out_channels <= in_channels, in_channels >
 def fast_forward(x, w, stride: tuple, padding: tuple, bias=None):
     """Fast twin of textbook_forward: y = conv(x, w) + bias, (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
 
-    Band by band (tricks 1-3), or by taps where that pays (trick 4); the bias
-    (O,) or None is added in the band (trick 8).
+    Band by band (tricks 1-3), or by stacked rows or by taps where that pays
+    (tricks 10 and 4); the bias (O,) or None is added in the band (trick 8).
     """
     bands = Bands(x.shape, w.shape[2:], stride, padding, x.itemsize)
+    if stacked_rows_pay(bands, w.shape[0]):
+        return forward_and_weight_grad_by_rows(x, w, None, padding, bias)[0]
     if forward_by_taps_pays(w.shape, bands):
         return forward_by_taps(x, w, bands, bias)
     return forward_and_weight_grad(x, w, None, stride, padding, bias)[0]
@@ -263,11 +273,6 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
     return y, gw, (in_order_sum(sum_parts) if image_sums else None)
 
 
-def in_order_sum(parts):
-    """parts[0] + parts[1] + ..., in share order (so a result does not depend on the threads' timing)."""
-    return sum(parts[1:], parts[0])
-
-
 def forward_by_taps(x, w, bands: Bands, bias=None):
     """Stride-1 y = conv(x, w) + bias as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
 
@@ -318,9 +323,13 @@ def backward_by_output_columns(gy, x, w, padding: tuple, need_bias: bool = False
     """
     kh, kw = w.shape[2:]
     full_padding = (kh - 1 - padding[0], kw - 1 - padding[1])
-    image, out_grad = gy, x                                              # the roles in conv(dL/dy, w')
-    gx, gw_turned, gb = forward_and_weight_grad(image, half_turned(w), out_grad, (1, 1), full_padding,
-                                                image_sums=need_bias)
+    image, out_grad, turned = gy, x, half_turned(w)                      # the roles in conv(dL/dy, w')
+    if stacked_rows_pay(Bands(gy.shape, (kh, kw), (1, 1), full_padding, gy.itemsize), x.shape[1], True):
+        gx, gw_turned, gb = forward_and_weight_grad_by_rows(image, turned, out_grad, full_padding,
+                                                            image_sums=need_bias)      # trick 10
+    else:
+        gx, gw_turned, gb = forward_and_weight_grad(image, turned, out_grad, (1, 1), full_padding,
+                                                    image_sums=need_bias)
     return gx, half_turned(gw_turned), gb                 # (N, C, H, W), (O, C, kh, kw), (O,) or None
 
 

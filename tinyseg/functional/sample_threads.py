@@ -90,6 +90,11 @@ def over_samples(work, batch) -> list:
     return [first] + rest
 
 
+def in_order_sum(parts):
+    """parts[0] + parts[1] + ..., in share order (so a result does not depend on the threads' timing)."""
+    return sum(parts[1:], parts[0])
+
+
 def run_share(work, start: int, stop: int):
     """work(start, stop), marked as a share: an over_samples inside it runs on this thread alone.
 
