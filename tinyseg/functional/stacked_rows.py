@@ -34,8 +34,9 @@ so forward_and_weight_grad_by_rows serves both fast_forward (no g) and
 trick 6's backward (g = x, with dL/dy as the image), as
 forward_and_weight_grad does. Where it pays was measured, layer by layer
 (benchmarks/results/kernels.md): from 16 channels, on images of 64 rows or
-more, in bands of at least 10 * (kh - 1) rows; for trick 6, only where dL/dy has as many
-channels as x (where x has more, its kh stacked copies G cost more than R saves).
+more, in bands of at least 10 * (kh - 1) rows; for trick 6 only where dL/dy
+has as many channels as x (where x has more, its kh stacked copies G cost
+more than the smaller R saves).
 """
 
 from __future__ import annotations
@@ -130,10 +131,10 @@ def sum_kernel_rows(z, o: int, length: int, width: int):
 
 
 def stacked_out_grad(g_sample, band: tuple, bands: Bands, g):
-    """G of the band: g[(i, o), q] = dL/dy[o, q - i*Wq] on the wide grid, else 0; g (kh*O, L + (kh-1)*Wq).
+    """G of the band: g[(i, o), q] = g_sample[o, q - i*Wq] on the wide grid, else 0; g (kh*O, L + (kh-1)*Wq).
 
-    g_sample is one sample's dL/dy (O, OH, OW); g's buffer is zero where no band writes
-    (the junk columns, the first i*Wq columns of block i), and its tail is zeroed here.
+    g_sample is one sample's output gradient (O, OH, OW); g's buffer is zero where no band
+    writes (the junk columns, the first i*Wq columns of block i), and its tail is zeroed here.
     """
     o = g_sample.shape[0]
     r0, r1 = band
