@@ -26,8 +26,9 @@ STRIDE_ABOVE_KERNEL = ConvConfig(2, 2, 3, 9, 8, (2, 1), (4, 3), (0, 1))
 ONE_PIXEL = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
 TOLERANCE = dict(rtol=1e-10, atol=1e-10)
 
-# bands: (BAND_BYTES, MIN_BAND_COLUMNS); (1, 1) gives one output row per band, (1, 40) a few
-band_settings = st.sampled_from([(1, 1), (200, 7), (1, 40),
+# bands: (BAND_BYTES, MIN_BAND_COLUMNS[, ROWS_PER_EXTRA_ROW]); (1, 1) gives one output row per band
+# (one for the bands of trick 10 too, which are at least 4 * (kh - 1) rows, unless that is 0), (1, 40) a few
+band_settings = st.sampled_from([(1, 1, 0), (200, 7, 0), (1, 40, 0), (1, 1),
                                  (bands_module.BAND_BYTES, bands_module.MIN_BAND_COLUMNS)])
 # threads: (WORKERS, MIN_SAMPLE_BYTES); 0 bytes cuts even the smallest batch over the threads
 thread_settings = st.sampled_from([(1, 0), (2, 0), (3, 0),
@@ -40,8 +41,10 @@ def thread_setting(setting):
 
 
 def band_setting(setting):
-    """bands' (BAND_BYTES, MIN_BAND_COLUMNS) set to `setting` inside the block."""
-    return mock.patch.multiple(bands_module, BAND_BYTES=setting[0], MIN_BAND_COLUMNS=setting[1])
+    """bands' (BAND_BYTES, MIN_BAND_COLUMNS[, ROWS_PER_EXTRA_ROW]) set to `setting` inside the block."""
+    rows_per_extra_row = setting[2] if len(setting) > 2 else bands_module.ROWS_PER_EXTRA_ROW
+    return mock.patch.multiple(bands_module, BAND_BYTES=setting[0], MIN_BAND_COLUMNS=setting[1],
+                               ROWS_PER_EXTRA_ROW=rows_per_extra_row)
 
 
 def rows_setting(setting):
@@ -185,7 +188,7 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
 @given(n=st.integers(1, 3), c=st.integers(1, 5), o=st.integers(1, 5), h=st.integers(1, 9),
        w=st.integers(1, 9), kh=st.integers(1, 4), kw=st.integers(1, 4), ph=st.integers(0, 4),
        pw=st.integers(0, 4), bands=band_settings, threads=thread_settings, data=st.data())
-@example(n=1, c=2, o=3, h=7, w=6, kh=3, kw=3, ph=1, pw=1, bands=(1, 40), threads=(1, 0), data=None)
+@example(n=1, c=2, o=3, h=7, w=6, kh=3, kw=3, ph=1, pw=1, bands=(1, 40, 0), threads=(1, 0), data=None)
 def test_stacked_rows_equal_the_textbook_forward_and_weight_grad(n, c, o, h, w, kh, kw, ph, pw, bands,
                                                                   threads, data):
     """Trick 10: y = sum over kernel rows i of (W_rows @ R) shifted by i rows, and
@@ -217,9 +220,11 @@ def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
     assert not pays(32, 16, 128, weight_grad=True)         # ... but not more: G would outgrow R
     assert not pays(16, 3, 128)                            # 3 channels: 9-deep products
     assert not pays(64, 64, 32) and not pays(128, 128, 16)   # short images: no gain measured
-    assert pays(64, 64, 128)                               # bands of 30 rows: 2 extra rows, under a tenth
-    wide = bands_module.Bands((8, 64, 128, 512), (3, 3), (1, 1), (1, 1), 4)
-    assert not stacked_rows.stacked_rows_pay(wide, 64)     # 512 wide: bands of 6 rows, 2 extra
+    assert pays(64, 64, 128) and pays(64, 64, 128, weight_grad=True)   # bands of 30 rows
+    wide = bands_module.Bands((1, 16, 1024, 1024), (3, 3), (1, 1), (1, 1), 4)
+    assert wide.row_band_rows(16) == 8                     # 4 per extra row, over BAND_BYTES
+    assert stacked_rows.stacked_rows_pay(wide, 16)         # forward: 0.78 of the bands' time
+    assert not stacked_rows.stacked_rows_pay(wide, 16, True)   # with dL/dw: 1.15
     assert not pays(16, 16, 128, (2, 2))                   # strided: a kernel row is no plain shift
 
 
@@ -263,12 +268,15 @@ def test_bands_cover_every_output_row_once():
 
 
 def test_row_bands_cover_every_output_row_once():
-    with band_setting((1, 1)):                             # one row per band
+    with band_setting((1, 1, 0)):                          # one row per band
         bands = bands_module.Bands((1, 2, 6, 5), (3, 3), (1, 1), (1, 1), 8)
         assert bands.row_bands(4) == [(r, r + 1) for r in range(6)]
-    with band_setting((8 * (3 * 2 + 3 * 4) * 7 * 4, 1)):   # room for 4 rows of R and Z: 2 rows + 2 extra
+    with band_setting((8 * (3 * 2 + 3 * 4) * 7 * 4, 1, 0)):   # room for 4 rows of R and Z: 2 + 2 extra
         bands = bands_module.Bands((1, 2, 5, 5), (3, 3), (1, 1), (1, 1), 8)
         assert bands.row_bands(4) == [(0, 2), (2, 4), (4, 5)]
+    with band_setting((8 * (3 * 2 + 3 * 4) * 7 * 4, 1)):      # but at least 4 rows per extra row
+        bands = bands_module.Bands((1, 2, 12, 5), (3, 3), (1, 1), (1, 1), 8)
+        assert bands.row_bands(4) == [(0, 8), (8, 12)]
 
 
 def test_stride_phases_hold_every_pixel_once():

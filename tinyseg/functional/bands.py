@@ -12,6 +12,7 @@ from tinyseg.im2col import output_size
 
 BAND_BYTES = 4 * 2**20      # a band's columns, about: fits the shared cache with room for the rest
 MIN_BAND_COLUMNS = 4096     # but at least this many columns, so that Python's per-call cost stays small
+ROWS_PER_EXTRA_ROW = 4      # trick 10: a band has at least this many rows per extra row (kh - 1) it computes
 
 
 class Bands:
@@ -50,11 +51,13 @@ class Bands:
     def row_band_rows(self, out_channels: int) -> int:
         """Output rows per band of trick 10 (stacked_rows.py, stride 1): its row columns
         (kw*C rows) and stacked products (kh*O rows) span the band's rows and kh - 1 more,
-        about BAND_BYTES together, and at least MIN_BAND_COLUMNS columns."""
+        about BAND_BYTES together, at least MIN_BAND_COLUMNS columns, and at least
+        ROWS_PER_EXTRA_ROW rows for each of the kh - 1 (on a wide image the band outgrows
+        BAND_BYTES rather than compute mostly extra rows)."""
         (kh, kw), c = self.kernel, self.image_shape[1]
         row_bytes = self.itemsize * (kw * c + kh * out_channels) * self.width
         rows = max(BAND_BYTES // row_bytes, -(-MIN_BAND_COLUMNS // self.width)) - (kh - 1)
-        return max(1, min(self.out_h, rows))
+        return max(1, min(self.out_h, max(rows, ROWS_PER_EXTRA_ROW * (kh - 1))))
 
     def row_bands(self, out_channels: int) -> list:
         """Trick 10's bands of output rows: [(r0, r1), ...], each row_band_rows long, the last one shorter."""

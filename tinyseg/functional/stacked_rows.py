@@ -34,9 +34,10 @@ so forward_and_weight_grad_by_rows serves both fast_forward (no g) and
 trick 6's backward (g = x, with dL/dy as the image), as
 forward_and_weight_grad does. Where it pays was measured, layer by layer
 (benchmarks/results/kernels.md): from 16 channels, on images of 64 rows or
-more, in bands of at least 10 * (kh - 1) rows; for trick 6 only where dL/dy
-has as many channels as x (where x has more, its kh stacked copies G cost
-more than the smaller R saves).
+more; for trick 6 only where dL/dy has as many channels as x (where x has
+more, its kh stacked copies G cost more than the smaller R saves) and bands
+have at least 8 rows for each extra one (4 for the forward alone,
+Bands.row_band_rows).
 """
 
 from __future__ import annotations
@@ -47,16 +48,20 @@ from tinyseg.functional.sample_threads import in_order_sum, over_samples
 
 ROWS_FROM_CHANNELS = 16     # the image has at least this many channels (3 channels: 3*3 = 9-deep products)
 ROWS_FROM_HEIGHT = 64       # and at least this many output rows (at 32 and 16 rows it measured no gain)
-MOST_EXTRA_ROWS = 0.1       # the kh - 1 extra rows of a band at most this part of its rows
+GRADIENT_ROWS_PER_EXTRA_ROW = 8   # with dL/dw, bands of at least this many rows per extra row:
+                                  # an extra row costs twice there (in Z and in G)
 
 
 def stacked_rows_pay(bands: Bands, out_channels: int, weight_grad: bool = False) -> bool:
-    """Trick 10 applies (stride 1) and pays: channels, output rows and band rows as measured above,
-    and, with the weight gradient, G no larger than R (out_channels <= the image's channels)."""
-    c = bands.image_shape[1]
-    return (tuple(bands.stride) == (1, 1) and c >= ROWS_FROM_CHANNELS and bands.out_h >= ROWS_FROM_HEIGHT
-            and bands.kernel[0] - 1 <= MOST_EXTRA_ROWS * bands.row_band_rows(out_channels)
-            and (out_channels <= c or not weight_grad))
+    """Trick 10 applies (stride 1) and pays: channels and output rows as measured above, and,
+    with the weight gradient, G no larger than R (out_channels <= the image's channels) and
+    bands of GRADIENT_ROWS_PER_EXTRA_ROW rows per extra row."""
+    c, extra_rows = bands.image_shape[1], bands.kernel[0] - 1
+    pays = tuple(bands.stride) == (1, 1) and c >= ROWS_FROM_CHANNELS and bands.out_h >= ROWS_FROM_HEIGHT
+    if weight_grad:
+        pays = (pays and out_channels <= c
+                and extra_rows * GRADIENT_ROWS_PER_EXTRA_ROW <= bands.row_band_rows(out_channels))
+    return pays
 
 
 def rows_major(w):
