@@ -226,6 +226,8 @@ def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
     assert stacked_rows.stacked_rows_pay(wide, 16)         # forward: 0.78 of the bands' time
     assert not stacked_rows.stacked_rows_pay(wide, 16, True)   # with dL/dw: 1.15
     assert not pays(16, 16, 128, (2, 2))                   # strided: a kernel row is no plain shift
+    head = bands_module.Bands((8, 16, 128, 128), (1, 1), (1, 1), (0, 0), 4)
+    assert not stacked_rows.stacked_rows_pay(head, 4)      # 1x1: one kernel row, nothing to stack
 
 
 def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():

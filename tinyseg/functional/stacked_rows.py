@@ -53,11 +53,13 @@ GRADIENT_ROWS_PER_EXTRA_ROW = 8   # with dL/dw, bands of at least this many rows
 
 
 def stacked_rows_pay(bands: Bands, out_channels: int, weight_grad: bool = False) -> bool:
-    """Trick 10 applies (stride 1) and pays: channels and output rows as measured above, and,
-    with the weight gradient, G no larger than R (out_channels <= the image's channels) and
-    bands of GRADIENT_ROWS_PER_EXTRA_ROW rows per extra row."""
+    """Trick 10 applies (stride 1, a kernel of two rows or more: one row has nothing to stack) and
+    pays: channels and output rows as measured above, and, with the weight gradient, G no larger
+    than R (out_channels <= the image's channels) and bands of GRADIENT_ROWS_PER_EXTRA_ROW rows per
+    extra row."""
     c, extra_rows = bands.image_shape[1], bands.kernel[0] - 1
-    pays = tuple(bands.stride) == (1, 1) and c >= ROWS_FROM_CHANNELS and bands.out_h >= ROWS_FROM_HEIGHT
+    pays = (tuple(bands.stride) == (1, 1) and extra_rows >= 1 and c >= ROWS_FROM_CHANNELS
+            and bands.out_h >= ROWS_FROM_HEIGHT)
     if weight_grad:
         pays = (pays and out_channels <= c
                 and extra_rows * GRADIENT_ROWS_PER_EXTRA_ROW <= bands.row_band_rows(out_channels))
