@@ -219,6 +219,7 @@ def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
     assert pays(16, 16, 128, weight_grad=True)             # trick 6 where dL/dy has as many channels
     assert not pays(32, 16, 128, weight_grad=True)         # ... but not more: G would outgrow R
     assert not pays(16, 3, 128)                            # 3 channels: 9-deep products
+    assert not pays(64, 16, 128)                           # 4 outputs per input: Z outgrows R
     assert not pays(64, 64, 32) and not pays(128, 128, 16)   # short images: no gain measured
     assert pays(64, 64, 128) and pays(64, 64, 128, weight_grad=True)   # bands of 30 rows
     wide = bands_module.Bands((1, 16, 1024, 1024), (3, 3), (1, 1), (1, 1), 4)

@@ -34,10 +34,10 @@ so forward_and_weight_grad_by_rows serves both fast_forward (no g) and
 trick 6's backward (g = x, with dL/dy as the image), as
 forward_and_weight_grad does. Where it pays was measured, layer by layer
 (benchmarks/results/kernels.md): from 16 channels, on images of 64 rows or
-more; for trick 6 only where dL/dy has as many channels as x (where x has
-more, its kh stacked copies G cost more than the smaller R saves) and bands
-have at least 8 rows for each extra one (4 for the forward alone,
-Bands.row_band_rows).
+more, with at most twice as many outputs as inputs; for trick 6 only where
+dL/dy has as many channels as x (where x has more, its kh stacked copies G
+cost more than the smaller R saves) and bands have at least 8 rows for each
+extra one (4 for the forward alone, Bands.row_band_rows).
 """
 
 from __future__ import annotations
@@ -48,18 +48,20 @@ from tinyseg.functional.sample_threads import in_order_sum, over_samples
 
 ROWS_FROM_CHANNELS = 16     # the image has at least this many channels (3 channels: 3*3 = 9-deep products)
 ROWS_FROM_HEIGHT = 64       # and at least this many output rows (at 32 and 16 rows it measured no gain)
+MOST_OUTPUTS_PER_CHANNEL = 2      # at most this many output channels per input channel (Z, kh*O rows,
+                                  # outgrows what R saves: 16->64 @128 measured 1.12)
 GRADIENT_ROWS_PER_EXTRA_ROW = 8   # with dL/dw, bands of at least this many rows per extra row:
                                   # an extra row costs twice there (in Z and in G)
 
 
 def stacked_rows_pay(bands: Bands, out_channels: int, weight_grad: bool = False) -> bool:
     """Trick 10 applies (stride 1, a kernel of two rows or more: one row has nothing to stack) and
-    pays: channels and output rows as measured above, and, with the weight gradient, G no larger
-    than R (out_channels <= the image's channels) and bands of GRADIENT_ROWS_PER_EXTRA_ROW rows per
-    extra row."""
+    pays: channels, output rows and outputs per channel as measured above, and, with the weight
+    gradient, G no larger than R (out_channels <= the image's channels) and bands of
+    GRADIENT_ROWS_PER_EXTRA_ROW rows per extra row."""
     c, extra_rows = bands.image_shape[1], bands.kernel[0] - 1
     pays = (tuple(bands.stride) == (1, 1) and extra_rows >= 1 and c >= ROWS_FROM_CHANNELS
-            and bands.out_h >= ROWS_FROM_HEIGHT)
+            and bands.out_h >= ROWS_FROM_HEIGHT and out_channels <= MOST_OUTPUTS_PER_CHANNEL * c)
     if weight_grad:
         pays = (pays and out_channels <= c
                 and extra_rows * GRADIENT_ROWS_PER_EXTRA_ROW <= bands.row_band_rows(out_channels))
