@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import platform
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import tinyseg
-from tinyseg import Tensor, backend
+from tinyseg import Tensor, backend, cli
 
 needs_no_gpu = pytest.mark.skipif(tinyseg.cuda_available(), reason="a usable CUDA device is present")
 
@@ -100,3 +106,62 @@ def test_default_device_cuda_puts_new_tensors_on_the_gpu(restore_default_device)
     tinyseg.set_default_device("cuda")
     assert Tensor([1.0]).device == "cuda"
     assert Tensor(np.zeros(1)).device == "cpu"          # an existing array stays where it is
+
+
+# ----------------------------------------------------------------- the CPU's freed memory
+REUSE_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    from tinyseg import backend
+    if sys.argv[1] == "keep" and not backend.keep_freed_memory():
+        sys.exit(3)
+    sizes = [int(size) for size in sys.argv[2:]]
+
+    def step():                          # a step's arrays: each one written through, then all freed
+        arrays = [np.ones(size, dtype=np.uint8) for size in sizes]
+        del arrays
+
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    step()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""")
+on_glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+
+
+def faults_of_a_second_step(setting: str, sizes: list) -> int:
+    """Page faults while a fresh process allocates the same arrays a second time ("keep": kept)."""
+    done = subprocess.run([sys.executable, "-c", REUSE_SCRIPT, setting, *map(str, sizes)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+@on_glibc
+def test_by_default_a_large_freed_array_comes_back_on_fresh_pages():
+    """The cost keep_freed_memory removes, so that the test below can fail: a 48 MiB array
+    (above glibc's largest threshold) is handed back at free and faulted in again."""
+    assert faults_of_a_second_step("default", [48 * 2**20]) >= 20
+
+
+@on_glibc
+@settings(max_examples=6, deadline=None)
+@given(st.lists(st.integers(2**10, 64 * 2**20), min_size=1, max_size=4))
+@example([48 * 2**20])                   # the control's array
+@example([5 * 2**20, 33 * 2**20, 2**20])
+def test_kept_memory_serves_the_next_step_without_fresh_pages(sizes):
+    """Whatever the sizes, a step's arrays allocated again after keep_freed_memory land on
+    pages the process already has: at most a few faults (Python's own), not one per page."""
+    assert faults_of_a_second_step("keep", sizes) <= 16
+
+
+def test_without_mallopt_nothing_is_changed_and_false_comes_back(monkeypatch):
+    monkeypatch.setattr(backend.ctypes, "CDLL", lambda name: object())     # a C library without it
+    assert backend.keep_freed_memory() is False
+
+
+def test_the_command_line_keeps_freed_memory(monkeypatch, tmp_path, capsys):
+    calls = []
+    monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(True) or True)
+    assert cli.main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
+    assert calls == [True]

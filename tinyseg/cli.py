@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from tinyseg import backend
 from tinyseg.checkpoint import CheckpointError
 from tinyseg.commands import augment, complexity, export, graph, inspect, predict, tour, train
 from tinyseg.commands import eval as evaluate
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = (argv or ["train"])[0]
+    backend.keep_freed_memory()     # this process is ours: each step reuses the last one's pages
     try:
         for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as \x.. escapes
             if hasattr(stream, "reconfigure"):
