@@ -114,7 +114,7 @@ REUSE_SCRIPT = textwrap.dedent("""
     import numpy as np
     from tinyseg import backend
     if sys.argv[1] == "keep" and not backend.keep_freed_memory():
-        sys.exit(3)
+        sys.exit("keep_freed_memory() was refused")
     sizes = [int(size) for size in sys.argv[2:]]
 
     def step():                          # a step's arrays: each one written through, then all freed
