@@ -160,7 +160,7 @@ def test_without_mallopt_nothing_is_changed_and_false_comes_back(monkeypatch):
     assert backend.keep_freed_memory() is False
 
 
-def test_the_command_line_keeps_freed_memory(monkeypatch, tmp_path, capsys):
+def test_the_command_line_keeps_freed_memory(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(True) or True)
     assert cli.main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
