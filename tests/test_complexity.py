@@ -86,6 +86,7 @@ def test_macs_of_single_layers():
     x = zeros(1, 3, 10, 12)
     assert trace(nn.Conv2d(3, 8, 3, padding=1), x)[0] == (8 * 10 * 12) * (3 * 3 * 3)
     assert trace(nn.Conv2d(3, 8, 3, stride=2, padding=1), x)[0] == (8 * 5 * 6) * (3 * 3 * 3)
+    assert trace(nn.Conv2d(3, 8, 3, stride=2, padding=1).forward_relu, x)[0] == (8 * 5 * 6) * (3 * 3 * 3)
     # Each of the 4 x 5 x 6 input values paints a 2 x 2 patch of 2 output channels.
     assert trace(nn.ConvTranspose2d(4, 2, 2, stride=2), zeros(1, 4, 5, 6))[0] == (4 * 5 * 6) * (2 * 2 * 2)
     assert trace(nn.Linear(400, 2), zeros(3, 400))[0] == 3 * 2 * 400
@@ -105,6 +106,7 @@ def graph_of_every_operation() -> Tensor:
     rng = np.random.default_rng(0)
     x = Tensor(rng.random((2, 2, 4, 4)), requires_grad=True, dtype=np.float32)
     y = nn.BatchNorm2d(2)(nn.Conv2d(2, 2, 3, padding=1)(x)).relu()            # conv2d, batch_norm, relu
+    y = nn.Conv2d(2, 2, 1).forward_relu(y)                                   # conv2d_relu
     y = nn.ConvTranspose2d(2, 2, 2, stride=2)(nn.MaxPool2d(2)(y))            # max_pool2d, conv_transpose2d
     y = cat([F.pad(y, (1, 1, 1, 1))[:, :, 1:5, 1:5], y], axis=1)             # pad, getitem, cat
     y = F.crop_like(F.pad_to_multiple(y, 3), y)                              # pad_to_multiple, crop_like

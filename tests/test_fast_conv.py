@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from strategies import ConvConfig, conv_configs, normal_arrays
 from tinyseg.functional import conv as textbook
 from tinyseg.functional import bands as bands_module
-from tinyseg.functional import fast_conv, sample_threads, stacked_rows
+from tinyseg.functional import fast_conv, sample_threads, stacked_rows, tap_sum
 
 STRIDE_ABOVE_KERNEL = ConvConfig(2, 2, 3, 9, 8, (2, 1), (4, 3), (0, 1))
 ONE_PIXEL = ConvConfig(1, 2, 2, 1, 2, (3, 4), (1, 1), (1, 1))
@@ -91,6 +91,7 @@ def check_fast_against_textbook(cfg, data):
     b = np.linspace(-1.0, 2.0, w.shape[0])                 # a different bias for each output
     np.testing.assert_allclose(fast_conv.fast_forward(x, w, s, p, b),
                                textbook.textbook_forward(x, w, s, p, b), **TOLERANCE)
+    check_relu_twins(x, w, b, gy, s, p)
     y, gw, x_sums = fast_conv.forward_and_weight_grad(x, w, gy, s, p, image_sums=True)   # one column pass
     np.testing.assert_allclose(y, textbook.textbook_forward(x, w, s, p), **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
@@ -125,6 +126,20 @@ def test_fast_kernels_equal_the_textbook_kernels_where_windows_tile(n, c, o, ker
         check_fast_against_textbook(cfg, data)
 
 
+def check_relu_twins(x, w, b, gy, s, p):
+    """Trick 11: conv2d_relu's kernels, fast and textbook, equal; and the textbook ones are relu
+    after the convolution and ReLU's backward before its backward."""
+    y = fast_conv.fast_forward(x, w, s, p, b, relu=True)
+    expected_y = textbook.textbook_forward(x, w, s, p, b, relu=True)
+    np.testing.assert_allclose(y, expected_y, **TOLERANCE)
+    np.testing.assert_array_equal(expected_y, np.maximum(textbook.textbook_forward(x, w, s, p, b), 0))
+    for need_input, need_weight, need_bias in ((True, True, True), (True, False, True), (False, True, False)):
+        expected = textbook.textbook_backward(gy, x, w, s, p, need_input, need_weight, need_bias, y)
+        check_twins(fast_conv.fast_backward(gy, x, w, s, p, need_input, need_weight, need_bias, y), expected)
+        check_twins(textbook.textbook_backward(gy * (y > 0), x, w, s, p, need_input, need_weight, need_bias),
+                    expected)
+
+
 def check_twins(fast, expected):
     """Two (dL/dx or None, dL/dw or None[, dL/db or None]) tuples are equal."""
     assert len(fast) == len(expected)
@@ -150,10 +165,12 @@ def test_tap_sum_forward_equals_the_textbook_forward(channels, n, h, w, kh, kw, 
     bias = data.draw(normal_arrays((o,)))
     expected = textbook.textbook_forward(x, weight, (1, 1), (ph, pw), bias)
     bands = bands_module.Bands(x.shape, (kh, kw), (1, 1), (ph, pw), x.itemsize)
-    assert fast_conv.forward_by_taps_pays(weight.shape, bands)   # fast_forward takes the tap sum
+    assert tap_sum.forward_by_taps_pays(weight.shape, bands)     # fast_forward takes the tap sum
     with thread_setting(threads):
-        np.testing.assert_allclose(fast_conv.forward_by_taps(x, weight, bands, bias), expected,
+        np.testing.assert_allclose(tap_sum.forward_by_taps(x, weight, bands, bias), expected,
                                    **TOLERANCE)
+        np.testing.assert_allclose(tap_sum.forward_by_taps(x, weight, bands, bias, relu=True),
+                                   np.maximum(expected, 0), **TOLERANCE)
         np.testing.assert_allclose(fast_conv.fast_forward(x, weight, (1, 1), (ph, pw), bias), expected,
                                    **TOLERANCE)
 
@@ -177,11 +194,15 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
     assert fast_conv.backward_by_output_columns_pays(weight.shape, (1, 1), (ph, pw))
     expected_gx = textbook.textbook_input_grad(gy, weight, x.shape, (1, 1), (ph, pw))
     expected_gw = textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw))
+    relu_output = np.maximum(data.draw(normal_arrays(gy.shape)), 0)     # about half of it 0
     with band_setting(bands), thread_setting(threads):
         gx, gw, gb = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw), need_bias=True)
+        masked = fast_conv.backward_by_output_columns(gy, x, weight, (ph, pw), True, relu_output)
     np.testing.assert_allclose(gx, expected_gx, **TOLERANCE)
     np.testing.assert_allclose(gw, expected_gw, **TOLERANCE)
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), **TOLERANCE)
+    check_twins(masked, textbook.textbook_backward(gy * (relu_output > 0), x, weight, (1, 1), (ph, pw),
+                                                   need_bias=True))
 
 
 @settings(max_examples=40, deadline=None)
@@ -200,15 +221,23 @@ def test_stacked_rows_equal_the_textbook_forward_and_weight_grad(n, c, o, h, w, 
     draw = rng.standard_normal if data is None else (lambda shape: data.draw(normal_arrays(shape)))
     x, weight, bias = draw((n, c, h, w)), draw((o, c, kh, kw)), draw((o,))
     gy = draw((n, o, h + 2 * ph - kh + 1, w + 2 * pw - kw + 1))
+    mask = np.maximum(draw(x.shape), 0)                    # trick 11: x taken where mask > 0
     with band_setting(bands), thread_setting(threads):
         y, gw, sums = stacked_rows.forward_and_weight_grad_by_rows(x, weight, gy, (ph, pw), bias, True)
         y_alone, no_gw, no_sums = stacked_rows.forward_and_weight_grad_by_rows(x, weight, None, (ph, pw))
+        y_relu, gw_masked, sums_masked = stacked_rows.forward_and_weight_grad_by_rows(
+            x, weight, gy, (ph, pw), bias, True, relu=True, image_mask=mask)
     np.testing.assert_allclose(y, textbook.textbook_forward(x, weight, (1, 1), (ph, pw), bias), **TOLERANCE)
     np.testing.assert_allclose(gw, textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw)),
                                **TOLERANCE)
     np.testing.assert_allclose(sums, x.sum(axis=(0, 2, 3)), **TOLERANCE)
     np.testing.assert_allclose(y_alone, textbook.textbook_forward(x, weight, (1, 1), (ph, pw)), **TOLERANCE)
     assert no_gw is None and no_sums is None
+    np.testing.assert_allclose(y_relu, textbook.textbook_forward(x * (mask > 0), weight, (1, 1), (ph, pw), bias,
+                                                                 relu=True), **TOLERANCE)
+    np.testing.assert_allclose(gw_masked, textbook.textbook_weight_grad(gy, x * (mask > 0), weight.shape, (1, 1),
+                                                                        (ph, pw)), **TOLERANCE)
+    np.testing.assert_allclose(sums_masked, (x * (mask > 0)).sum(axis=(0, 2, 3)), **TOLERANCE)
 
 
 def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
@@ -243,7 +272,7 @@ def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():
 def test_tap_sum_forward_is_taken_only_where_it_applies_and_pays():
     def pays(o, c, side, stride=(1, 1)):
         bands = bands_module.Bands((8, c, side, side), (3, 3), stride, (1, 1), 4)
-        return fast_conv.forward_by_taps_pays((o, c, 3, 3), bands)
+        return tap_sum.forward_by_taps_pays((o, c, 3, 3), bands)
     assert pays(4, 16, 128)                                # few outputs
     assert pays(16, 32, 128) and pays(64, 64, 32)          # O <= C, deep taps, the sums in cache
     assert not pays(16, 16, 128)                           # C = 16: each tap's product too shallow

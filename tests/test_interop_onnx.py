@@ -29,6 +29,7 @@ from tinyseg.data import make_shapes  # noqa: E402
 from tinyseg.interop import DEFAULT_OPSET, to_onnx  # noqa: E402
 from tinyseg.interop.onnx_nodes import ExportError  # noqa: E402
 from tinyseg.models import SegmentationModel, UNet, build_model  # noqa: E402
+from tinyseg.nn import Conv2d  # noqa: E402
 
 NORMALIZATION = {"mean": [0.45, 0.5, 0.55], "std": [0.2, 0.25, 0.3]}
 TOLERANCE = 1e-4                                     # of the largest |logit| (at least 1)
@@ -146,6 +147,33 @@ class SumOverChannels(SegmentationModel):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.sum(axis=1, keepdims=True)
+
+
+class ConvThenRelu(SegmentationModel):
+    """A model whose forward runs the fused operator itself: conv2d_relu, then a 1x1 head."""
+
+    name = "conv then relu"
+
+    def __init__(self):
+        super().__init__(in_channels=3, num_classes=2)
+        self.conv = Conv2d(3, 4, 3, padding=1, rng=1)
+        self.head = Conv2d(4, 2, 1, rng=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.conv.forward_relu(x))
+
+
+def test_conv2d_relu_is_written_as_conv_then_relu(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model, path = ConvThenRelu(), str(tmp_path / "conv_relu.onnx")
+    to_onnx(model, path)
+    assert [node.op_type for node in onnx.load(path).graph.node] == ["Conv", "Relu", "Conv"]
+    raw = np.random.default_rng(0).random((2, 3, 9, 7), dtype=np.float32)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    logits, = session.run(None, {"image": raw})
+    with no_grad():
+        expected = model(Tensor(raw)).numpy()
+    assert largest_difference(expected, logits) < TOLERANCE
 
 
 def test_an_operation_without_an_onnx_form_is_named_and_nothing_is_written(tmp_path):

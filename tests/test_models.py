@@ -7,12 +7,17 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given
+from unittest import mock
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg import Tensor, gradcheck, optim
+from tinyseg import Tensor, autograd, gradcheck, optim
 from tinyseg import functional as F
 from tinyseg.models import FCN, MODELS, SlidingWindow, UNet, build_model, sample_windows
+from tinyseg.models import unet as unet_module
+from tinyseg.nn.module import Sequential
+from tinyseg.recording import Recording
 
 
 def image(shape, seed=0, dtype=np.float32):
@@ -105,6 +110,36 @@ def test_unet_matches_a_pytorch_transcription(down, batch_norm):
     x = rng.standard_normal((2, 2, 7, 10))
     expected = torch_unet(torch, model.state_dict(), x, 2, down, batch_norm)
     assert np.allclose(model(Tensor(x)).numpy(), expected, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(depth=st.integers(0, 2), down=st.sampled_from(unet_module.DOWNSAMPLING), batch_norm=st.booleans(),
+       base=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 99))
+def test_unet_blocks_fused_equal_their_layers_one_by_one(depth, down, batch_norm, base, h, w, seed):
+    """Each block runs a Conv2d and its ReLU as F.conv2d_relu: the same logits and gradients as its
+    layers run one by one (Sequential.forward); a recording sees the layers as written."""
+    model = UNet(2, 3, base, depth, down, batch_norm, seed=seed, dtype="float64")
+    x = image((2, 2, h, w), seed, np.float64)
+    v = np.random.default_rng(seed).standard_normal((2, 3, h, w))
+
+    def logits_and_grads():
+        model.zero_grad()
+        y = model(x)
+        (y * Tensor(v)).sum().backward()
+        ops = {entry.op for entry in autograd.topological_order(y) if isinstance(entry, autograd.Node)}
+        return y.numpy(), [p.grad.copy() for p in model.parameters()], ops
+
+    fused, fused_grads, fused_ops = logits_and_grads()
+    with mock.patch.object(unet_module.DoubleConv, "forward", Sequential.forward):
+        layers, layer_grads, layer_ops = logits_and_grads()
+    np.testing.assert_allclose(fused, layers, rtol=1e-10, atol=1e-12)
+    for got, want in zip(fused_grads, layer_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert ("conv2d_relu" in fused_ops) == (not batch_norm) and "conv2d_relu" not in layer_ops
+    with Recording() as seen:
+        model(x)
+    assert "conv2d_relu" not in {o.op for o in seen.operations}
+    assert [o.op for o in seen.operations].count("relu") == 2 * (2 * depth + 1)
 
 
 def test_classic_unet_has_31_030_658_parameters():

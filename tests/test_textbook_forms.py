@@ -4,10 +4,11 @@
     batch_norm     = batch_norm_textbook        mean, variance, normalise, scale
     dice_loss      = dice_loss_textbook         softmax, masked sums, the ratio, mean over classes
     focal_loss     = focal_loss_textbook        log_softmax, (1 - p_t)^gamma, mean
+    conv2d_relu    = conv2d_relu_textbook       conv2d, then relu
 
 Hypothesis draws the shapes (classification (N, C) and segmentation
 (N, C, H, W)), ignored labels (ignore_index may be a real class), class
-weights and reductions; the values are float64, and the two forms must agree
+weights and reductions, and the convolutions' geometry; the values are float64, and the two forms must agree
 to 1e-10, far tighter than a finite-difference check. The gradient compared
 is that of <v, f(x)> for a drawn v, so every output element counts.
 """
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from strategies import cross_entropy_cases, normal_arrays, seeds
+from strategies import conv_configs, cross_entropy_cases, normal_arrays, seeds
 from tinyseg import Tensor, autograd, backend
 from tinyseg import functional as F
 
@@ -131,6 +132,23 @@ def test_batch_norm_equals_its_textbook_form(device, case, seed):
         np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
+# ----------------------------------------------------------------- conv2d then relu
+@settings(max_examples=40, deadline=None)
+@given(cfg=conv_configs(), bias=st.booleans(), shift=st.sampled_from([-1.0, 0.0, 1.0]),
+       form=st.sampled_from(["fast", "textbook"]), data=st.data())
+def test_conv2d_relu_equals_its_textbook_form(device, cfg, bias, shift, form, data):
+    """Values and the gradients of x, weight and bias; outputs shifted so that few, some or most
+    are cut to 0, whichever kernels run (the fast ones on the CPU, unless told textbook)."""
+    x = Tensor(data.draw(normal_arrays(cfg.input_shape)), device=device, requires_grad=True)
+    w = Tensor(data.draw(normal_arrays(cfg.weight_shape)), device=device, requires_grad=True)
+    b = Tensor(data.draw(normal_arrays((cfg.out_channels,))) + shift, device=device, requires_grad=True)
+    inputs = [x, w, b] if bias else [x, w]
+    with F.kernels(form):
+        check_the_forms_agree(lambda *t: F.conv2d_relu(*t, stride=cfg.stride, padding=cfg.padding),
+                              lambda *t: F.conv2d_relu_textbook(*t, stride=cfg.stride, padding=cfg.padding),
+                              inputs, data.draw(seeds))
+
+
 # ----------------------------------------------------------------- made of Tensor operations
 def test_the_textbook_forms_are_graphs_of_tensor_operations():
     """A textbook form's graph holds small operations autograd differentiates, never the fused one."""
@@ -146,6 +164,9 @@ def test_the_textbook_forms_are_graphs_of_tensor_operations():
              F.batch_norm_textbook(x, None, None, training=True))]:
         assert operations(fused) == {name}
         assert name not in operations(textbook) and len(operations(textbook)) >= 3
+    w = Tensor(rng.standard_normal((2, 3, 3, 3)))
+    assert operations(F.conv2d_relu(x, w, padding=1)) == {"conv2d_relu"}
+    assert operations(F.conv2d_relu_textbook(x, w, padding=1)) == {"conv2d", "relu"}
 
 
 @pytest.mark.parametrize("call, message", [

@@ -7,6 +7,7 @@ operation that made it (`.op`), its result's shape and its parents, which
 is all the MACs take:
 
     conv2d            out.size * (C_in * kh * kw)     each output sums C_in*kh*kw products
+    conv2d_relu       the same (its ReLU counts 0, as ReLU alone does)
     conv_transpose2d  in.size * (C_out * kh * kw)     each input paints a C_out x kh x kw patch
     linear, matmul    out.size * in_features          each output sums in_features products
 
@@ -34,7 +35,7 @@ from tinyseg.autograd import Node
 from tinyseg.recording import Recording
 from tinyseg.tensor import Tensor
 
-MAC_OPS = ("conv2d", "conv_transpose2d", "linear", "matmul")
+MAC_OPS = ("conv2d", "conv2d_relu", "conv_transpose2d", "linear", "matmul")
 NO_MACS = frozenset({
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "sum",    # tensor.py
     "reshape", "transpose", "getitem", "cat", "to", "astype",
@@ -57,7 +58,7 @@ def multiply_accumulates(node: Node) -> int:
 def macs_of(op: str, shape: tuple, input_shapes: list) -> int:
     """MACs of operation `op` whose result has `shape`, from its inputs' shapes alone."""
     size = math.prod(shape)
-    if op == "conv2d":                            # inputs: x, weight (O, C, kh, kw)[, bias]
+    if op in ("conv2d", "conv2d_relu"):           # inputs: x, weight (O, C, kh, kw)[, bias]
         c, kh, kw = input_shapes[1][1:]
         return size * c * kh * kw
     if op == "conv_transpose2d":                  # inputs: x, weight (C_in, C_out, kh, kw)[, bias]

@@ -39,13 +39,43 @@ def relu(x: Tensor) -> Tensor:
         def share(start, stop):
             passes = xp.empty(grad.shape[1:], dtype=bool)           # one sample's mask
             for sample in range(start, stop):
-                xp.greater(out[sample], 0, out=passes)
-                xp.multiply(grad[sample], passes, out=gx[sample])
+                relu_backward_sample(grad[sample], out[sample], passes, gx[sample])
 
         over_samples(share, grad)
         return (gx,)
 
     return Tensor.from_op(out, (x,), backward, "relu")
+
+
+def relu_backward_sample(grad, out, passes, into):
+    """into = grad * (out > 0): ReLU's backward for one sample, given its output `out`.
+
+    passes: a bool buffer shaped like out (the mask); into: where the gradient
+    goes (returned). The fused convolution (fast_conv.py, trick 11) runs the
+    same rule on each sample as its kernels first read it.
+    """
+    xp = backend.get_array_module(out)
+    xp.greater(out, 0, out=passes)
+    return xp.multiply(grad, passes, out=into)
+
+
+def relu_buffers(xp, out):
+    """(mask, gradient) buffers of one sample of `out` (N, ...) for relu_passed; None where out is None."""
+    if out is None:
+        return None
+    return xp.empty(out.shape[1:], dtype=bool), xp.empty(out.shape[1:], dtype=out.dtype)
+
+
+def relu_passed(grad, out, sample: int, buffers):
+    """grad[sample], times (out[sample] > 0) where a ReLU's output `out` is given (else None).
+
+    A fused kernel's dL/dy of one sample from dL/d relu(y) (fast_conv.py, trick 11),
+    made in `buffers` (relu_buffers(xp, out)), which the next sample overwrites.
+    """
+    if out is None:
+        return grad[sample]
+    passes, into = buffers
+    return relu_backward_sample(grad[sample], out[sample], passes, into)
 
 
 def log_softmax_array(x, dim: int):

@@ -42,7 +42,7 @@ each twin equal to its textbook kernel on drawn shapes.
 from __future__ import annotations
 
 from tinyseg import backend
-from tinyseg.functional import fast_conv
+from tinyseg.functional import activation, fast_conv
 from tinyseg.functional.validate import (
     check_same_device_and_dtype, check_tensor, non_negative_pair, positive_pair,
 )
@@ -51,8 +51,10 @@ from tinyseg.tensor import Tensor
 
 
 # ----------------------------------------------------------------- the textbook kernels
-def textbook_forward(x, w, stride: tuple, padding: tuple, bias=None):
-    """y = conv(x, w) + bias: (N, C, H, W), (O, C, kh, kw), (O,) or None -> (N, O, OH, OW)."""
+def textbook_forward(x, w, stride: tuple, padding: tuple, bias=None, relu: bool = False):
+    """y = conv(x, w) + bias: (N, C, H, W), (O, C, kh, kw), (O,) or None -> (N, O, OH, OW).
+
+    relu: max(y, 0) instead (conv2d_relu)."""
     xp = backend.get_array_module(x)
     n, o, kernel = x.shape[0], w.shape[0], w.shape[2:]
     oh, ow = (output_size(x.shape[2 + a], kernel[a], stride[a], padding[a]) for a in (0, 1))
@@ -60,6 +62,8 @@ def textbook_forward(x, w, stride: tuple, padding: tuple, bias=None):
     y = w.reshape(o, -1) @ cols                                       # (O, K) @ (K, N*OH*OW)
     if bias is not None:
         y += bias.reshape(o, 1)                                       # the same b at every pixel
+    if relu:
+        xp.maximum(y, 0, out=y)
     return xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))   # (N, O, OH, OW)
 
 
@@ -80,9 +84,14 @@ def textbook_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tup
 
 
 def textbook_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                      need_weight: bool = True, need_bias: bool = False):
+                      need_weight: bool = True, need_bias: bool = False, relu_output=None):
     """(dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None when not needed: the two adjoints above,
-    and dL/db, the sum of dL/dy over samples and pixels (b is added at every one)."""
+    and dL/db, the sum of dL/dy over samples and pixels (b is added at every one).
+
+    relu_output None, or relu(y) of conv2d_relu: gy is then dL/d relu(y), and
+    ReLU's backward, dL/dy = gy * (relu(y) > 0), comes first."""
+    if relu_output is not None:
+        gy = gy * (relu_output > 0)                                   # (N, O, OH, OW)
     gx = textbook_input_grad(gy, w, x.shape, stride, padding) if need_input else None
     gw = textbook_weight_grad(gy, x, w.shape, stride, padding) if need_weight else None
     gb = gy.sum(axis=(0, 2, 3)) if need_bias else None                # (O,)
@@ -178,11 +187,11 @@ def runs_fast(array) -> bool:
     return kernels.current(backend.device_of(array)) == "fast"
 
 
-def conv_forward(x, w, stride: tuple, padding: tuple, bias=None):
-    """y = conv(x, w) + bias (None: no bias): fast_forward or textbook_forward."""
+def conv_forward(x, w, stride: tuple, padding: tuple, bias=None, relu: bool = False):
+    """y = conv(x, w) + bias (None: no bias), max(y, 0) with relu: fast_forward or textbook_forward."""
     if runs_fast(x):
-        return fast_conv.fast_forward(x, w, stride, padding, bias)
-    return textbook_forward(x, w, stride, padding, bias)
+        return fast_conv.fast_forward(x, w, stride, padding, bias, relu)
+    return textbook_forward(x, w, stride, padding, bias, relu)
 
 
 def conv_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tuple, bias=None):
@@ -193,11 +202,13 @@ def conv_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tu
 
 
 def conv_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool,
-                  need_bias: bool):
-    """(dL/dx, dL/dw, dL/db), each None when not needed, of conv: fast_backward or textbook_backward."""
+                  need_bias: bool, relu_output=None):
+    """(dL/dx, dL/dw, dL/db), each None when not needed, of conv (of conv2d_relu, given relu(y)):
+    fast_backward or textbook_backward."""
     if runs_fast(gy):
-        return fast_conv.fast_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
-    return textbook_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias)
+        return fast_conv.fast_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias,
+                                       relu_output)
+    return textbook_backward(gy, x, w, stride, padding, need_input, need_weight, need_bias, relu_output)
 
 
 def conv_transpose_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool, need_weight: bool,
@@ -220,7 +231,32 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     Saved for backward: x (N, C, H, W) and weight (O, C, kh, kw) themselves, no
     im2col columns (C*kh*kw times the image): backward builds them again.
     """
-    op = "conv2d"
+    return convolution("conv2d", x, weight, bias, stride, padding, relu=False)
+
+
+def conv2d_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """relu(conv2d(x, weight, bias, stride, padding)), the same numbers, as one operator.
+
+    The pair every convolution of the U-Net's blocks makes (models/unet.py).
+    Why one operator: on the CPU its fast kernels take max(y, 0) of each band
+    while it is in cache, and its backward masks dL/d relu(y) sample by sample
+    as the kernels first read it (fast_conv.py, trick 11), so neither of ReLU's
+    passes goes over memory on its own (measured: benchmarks/results/kernels.md).
+
+    Saved for backward: x, weight and the output relu(y) (N, O, OH, OW), the
+    array ReLU alone would keep.
+    """
+    return convolution("conv2d_relu", x, weight, bias, stride, padding, relu=True)
+
+
+def conv2d_relu_textbook(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                         padding=0) -> Tensor:
+    """conv2d_relu as it reads: two operators, relu(conv2d(...)), each with its own backward."""
+    return activation.relu(conv2d(x, weight, bias, stride, padding))
+
+
+def convolution(op: str, x: Tensor, weight: Tensor, bias, stride, padding, relu: bool) -> Tensor:
+    """conv2d (relu False) or conv2d_relu (relu True): the checks, the forward, the backward rule."""
     stride = positive_pair(stride, "stride", op)
     padding = non_negative_pair(padding, "padding", op)
     check_conv_args(op, x, weight, bias, in_axis=1, out_axis=0)
@@ -232,11 +268,13 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
                          f"{x.shape}, padding {padding})")
 
     y = conv_forward(x.data, weight.data, stride, padding,
-                     None if bias is None else bias.data)                # (N, O, OH, OW)
+                     None if bias is None else bias.data, relu)          # (N, O, OH, OW)
+    relu_output = y if relu else None                    # kept for backward only with relu
 
     def backward(gy):                                                    # gy: (N, O, OH, OW)
         gx, gw, gb = conv_backward(gy, x.data, weight.data, stride, padding, x.requires_grad,
-                                   weight.requires_grad, bias is not None and bias.requires_grad)
+                                   weight.requires_grad, bias is not None and bias.requires_grad,
+                                   relu_output)
         return (gx, gw) if bias is None else (gx, gw, gb)               # (N,C,H,W), (O,C,kh,kw), (O,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)

@@ -44,16 +44,12 @@ W^T with the band of dL/dy and adds each tap's rows back onto its phase
 (col2im, in cache), the weight gradient adds cols @ gy^T band by band, both
 in one pass so that each band of dL/dy is prepared once.
 
-4. No columns in the forward where outputs are no more than inputs.
-   forward_by_taps sums W[:, :, i, j] (O, C) @ shifted view (C, L) over
-   the kh*kw taps, reading the one padded image, which stays in cache, kh*kw
-   times; no columns are copied. The BLAS packs each view as it would have
-   packed the columns, so what is saved is the column copy (kh*kw*C numbers
-   per pixel), and what is paid is kh*kw - 1 additions of the (O, L) partial
-   sums: a gain where O <= C, each tap's product is deep enough (C >= 32)
-   and one sample's (O, L) sums stay in cache (at most BAND_BYTES), or where
-   O is small beside C (the 11x11 head of SlidingWindow.to_fcn(), 4 outputs
-   from 16 channels).
+4. No columns in the forward where outputs are no more than inputs
+   (stride 1, tap_sum.py). y is the sum over the kh*kw taps of
+   W[:, :, i, j] (O, C) @ a shifted VIEW of the padded image (C, L): the image
+   stays in cache, no columns are copied, and kh*kw - 1 additions of (O, L)
+   sums are paid instead; where O <= C with deep taps (C >= 32) and one
+   sample's sums fit in cache, or where O is small beside C.
 
 5. One column pass for two products. The transpose convolution's backward
    needs conv(dL/dy, w) (its input gradient) and conv's weight gradient
@@ -106,6 +102,15 @@ in one pass so that each band of dL/dy is prepared once.
    thin one, O = 16, runs far below the BLAS's rate). fast_forward and trick 6
    take it instead of forward_and_weight_grad where it pays.
 
+11. ReLU in the kernels (conv.py's conv2d_relu, the U-Net's blocks). Its
+   forward takes max(y, 0) of each band (or sample's grid) while the band is
+   in cache, after the bias. Its backward gets dL/d relu(y) and needs
+   dL/dy = dL/d relu(y) * (relu(y) > 0): each sample of it is masked into a
+   buffer as the sample is first read (activation.relu_backward_sample, the
+   rule ReLU's own backward runs), and the kernels read that buffer where they
+   read dL/dy's sample. Neither pass goes over memory on its own, and no
+   (N, O, OH, OW) array is made for either.
+
 The geometry of phases and bands (tricks 1-3, 9, 10) is the class Bands in bands.py.
 
 Nothing is kept between forward and backward: these are plain functions of
@@ -124,36 +129,27 @@ the code here runs unchanged on both.
 from __future__ import annotations
 
 from tinyseg import backend
+from tinyseg.functional.activation import relu_buffers, relu_passed
 from tinyseg.functional.bands import Bands
 from tinyseg.functional.sample_threads import in_order_sum, over_samples
 from tinyseg.functional.stacked_rows import forward_and_weight_grad_by_rows, stacked_rows_pay
-
-FEW_OUTPUTS = 4             # stride-1 forward sums taps when out_channels * FEW_OUTPUTS <= in_channels,
-TAP_DEPTH = 32              # or when out_channels <= in_channels, in_channels >= TAP_DEPTH and
-                            # one sample's output grid has at most BAND_BYTES
+from tinyseg.functional.tap_sum import forward_by_taps, forward_by_taps_pays
 
 
 # ----------------------------------------------------------------- the fast twins conv.py calls
-def fast_forward(x, w, stride: tuple, padding: tuple, bias=None):
+def fast_forward(x, w, stride: tuple, padding: tuple, bias=None, relu: bool = False):
     """Fast twin of textbook_forward: y = conv(x, w) + bias, (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW).
 
     Band by band (tricks 1-3), or by stacked rows or by taps where that pays
-    (tricks 10 and 4); the bias (O,) or None is added in the band (trick 8).
+    (tricks 10 and 4); the bias (O,) or None is added in the band (trick 8),
+    and with relu, max(y, 0) is taken there too (trick 11).
     """
     bands = Bands(x.shape, w.shape[2:], stride, padding, x.itemsize)
     if stacked_rows_pay(bands, w.shape[0]):
-        return forward_and_weight_grad_by_rows(x, w, None, padding, bias)[0]
+        return forward_and_weight_grad_by_rows(x, w, None, padding, bias, relu=relu)[0]
     if forward_by_taps_pays(w.shape, bands):
-        return forward_by_taps(x, w, bands, bias)
-    return forward_and_weight_grad(x, w, None, stride, padding, bias)[0]
-
-
-def forward_by_taps_pays(weight_shape: tuple, bands: Bands) -> bool:
-    """Trick 4 applies (stride 1) and pays: few outputs, or O <= C with deep taps (C >= TAP_DEPTH)
-    and one sample's (O, L) output grid of at most BAND_BYTES."""
-    o, c = weight_shape[:2]
-    deep = o <= c and c >= TAP_DEPTH and bands.grid_fits(o)
-    return tuple(bands.stride) == (1, 1) and (o * FEW_OUTPUTS <= c or deep)
+        return forward_by_taps(x, w, bands, bias, relu)
+    return forward_and_weight_grad(x, w, None, stride, padding, bias, relu=relu)[0]
 
 
 def fast_input_grad(gy, w, input_shape: tuple, stride: tuple, padding: tuple):
@@ -167,17 +163,19 @@ def fast_weight_grad(gy, x, weight_shape: tuple, stride: tuple, padding: tuple):
 
 
 def fast_backward(gy, x, w, stride: tuple, padding: tuple, need_input: bool = True,
-                  need_weight: bool = True, need_bias: bool = False):
+                  need_weight: bool = True, need_bias: bool = False, relu_output=None):
     """Fast twin of textbook_backward: (dL/dx, dL/dw, dL/db) of y = conv(x, w) + b, each None if not needed.
 
     gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw). Both gradients of a
     stride-1 convolution with O <= C come from dL/dy's columns (trick 6), the
     rest from one pass over the bands; dL/db (O,) is summed on the way (trick 8).
+    relu_output None, or relu(y) (N, O, OH, OW): then gy is dL/d relu(y), masked
+    by relu_output > 0 sample by sample as the kernels read it (trick 11).
     """
     if need_input and need_weight and backward_by_output_columns_pays(w.shape, stride, padding):
-        return backward_by_output_columns(gy, x, w, padding, need_bias)
+        return backward_by_output_columns(gy, x, w, padding, need_bias, relu_output)
     return band_backward(gy, x.shape, w.shape, stride, padding, w=w if need_input else None,
-                         x=x if need_weight else None, need_bias=need_bias)
+                         x=x if need_weight else None, need_bias=need_bias, gy_mask=relu_output)
 
 
 def fast_transpose_forward(x, w, output_shape: tuple, stride: tuple, padding: tuple, bias=None):
@@ -221,7 +219,7 @@ def weight_from_tap_major(gw_t, kernel: tuple, channels: int):
 
 
 def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, bias=None,
-                            image_sums: bool = False):
+                            image_sums: bool = False, relu: bool = False, image_mask=None):
     """(conv(image, w) + bias, its dL/dw for the output gradient out_grad, image's channel sums).
 
     image (N, C, H, W), w (O, C, kh, kw), out_grad None or (N, O, OH, OW), bias
@@ -229,8 +227,11 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
     W @ cols (+ bias, trick 8) and dL/dw += cols @ out_grad_band^T (trick 5;
     trick 6 calls it too). dL/dw is None without out_grad; the sums (C,) of
     image over samples and pixels, None unless image_sums, come from its
-    phases (trick 6's dL/db, trick 8). The samples run in shares on the cores
-    (trick 7), each share with its own buffers.
+    phases (trick 6's dL/db, trick 8). relu: max(y, 0) in the band; image_mask
+    None, or an array shaped like image: each sample of image is taken times
+    (image_mask > 0) (trick 11, where the image is dL/d relu(y) of trick 6).
+    The samples run in shares on the cores (trick 7), each share with its own
+    buffers.
     """
     xp = backend.get_array_module(image)
     n, c = image.shape[:2]
@@ -252,8 +253,9 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
             gw_t = xp.zeros((bands.depth, o), dtype=out_grad.dtype)      # (K, O), tap-major rows
         if image_sums:
             sums = xp.zeros(c, dtype=image.dtype)                        # (C,)
+        mask_buffers = relu_buffers(xp, image_mask)
         for sample in range(start, stop):
-            bands.split(image[sample], phases)
+            bands.split(relu_passed(image, image_mask, sample, mask_buffers), phases)
             if image_sums:
                 sums += flat.sum(axis=(0, 2))                            # padding adds zeros
             for r0, r1 in bands.bands:
@@ -261,6 +263,8 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
                 out = xp.matmul(w_rows, cols, out=out_buffer[:, :cols.shape[1]])   # (O, K) @ (K, L)
                 if bias is not None:
                     out += bias_column
+                if relu:
+                    xp.maximum(out, 0, out=out)
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
                 if out_grad is not None:
                     gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
@@ -273,63 +277,31 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
     return y, gw, (in_order_sum(sum_parts) if image_sums else None)
 
 
-def forward_by_taps(x, w, bands: Bands, bias=None):
-    """Stride-1 y = conv(x, w) + bias as a sum over the kh*kw taps of (O, C) @ (C, L) products on views.
-
-    Trick 4 above: y_grid = sum over taps (i, j) of W[:, :, i, j] @ flat[:, shift_ij : shift_ij + L],
-    with L = OH * Wq the sample's whole grid; no column buffer. bias (O,) or None.
-    """
-    xp = backend.get_array_module(x)
-    n, c = x.shape[:2]
-    o, _, kh, kw = w.shape
-    length = bands.out_h * bands.width                                   # L
-    y = xp.empty((n, o, bands.out_h, bands.out_w), dtype=x.dtype)
-    w_taps = xp.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, o, c)   # tap t: (O, C)
-
-    def share(start, stop):                                              # fills y[start:stop]
-        phases = bands.phase_buffer(xp, c, x.dtype)                      # (1, C, rows, Wq)
-        flat = phases.reshape(c, -1)                                     # (C, rows*Wq)
-        y_grid = xp.empty((o, length), dtype=x.dtype)                    # (O, L)
-        product = xp.empty((o, length), dtype=x.dtype)                   # one tap's term
-        for sample in range(start, stop):
-            bands.split(x[sample], phases)
-            for t, (_, shift) in enumerate(bands.taps):
-                view = flat[:, shift:shift + length]                     # (C, L), no copy
-                if t == 0:
-                    xp.matmul(w_taps[0], view, out=y_grid)               # (O, C) @ (C, L)
-                else:
-                    xp.add(y_grid, xp.matmul(w_taps[t], view, out=product), out=y_grid)
-            if bias is not None:
-                y_grid += bias.reshape(o, 1)
-            y[sample] = y_grid.reshape(o, bands.out_h, bands.width)[:, :, :bands.out_w]
-
-    over_samples(share, x)
-    return y
-
-
 def backward_by_output_columns_pays(weight_shape: tuple, stride: tuple, padding: tuple) -> bool:
     """Trick 6 applies (stride 1, padding at most kernel - 1) and pays (O <= C)."""
     o, c, kh, kw = weight_shape
     return tuple(stride) == (1, 1) and padding[0] < kh and padding[1] < kw and o <= c
 
 
-def backward_by_output_columns(gy, x, w, padding: tuple, need_bias: bool = False):
+def backward_by_output_columns(gy, x, w, padding: tuple, need_bias: bool = False, relu_output=None):
     """(dL/dx, dL/dw, dL/db or None) of a stride-1 y = conv(x, w) + b, from one pass over dL/dy's columns.
 
     Trick 6 above: dL/dx = conv(dL/dy, w', padding kernel - 1 - padding) and
     dL/dw = turn(dL/dw'), w' = turn(w), with turn(v)[b, a, i, j] = v[a, b, kh-1-i, kw-1-j];
     dL/db is the channel sums of dL/dy, that convolution's image (trick 8).
-    gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw).
+    gy (N, O, OH, OW), x (N, C, H, W), w (O, C, kh, kw); relu_output None or
+    relu(y), which masks gy sample by sample (trick 11).
     """
     kh, kw = w.shape[2:]
     full_padding = (kh - 1 - padding[0], kw - 1 - padding[1])
     image, out_grad, turned = gy, x, half_turned(w)                      # the roles in conv(dL/dy, w')
     if stacked_rows_pay(Bands(gy.shape, (kh, kw), (1, 1), full_padding, gy.itemsize), x.shape[1], True):
         gx, gw_turned, gb = forward_and_weight_grad_by_rows(image, turned, out_grad, full_padding,
-                                                            image_sums=need_bias)      # trick 10
+                                                            image_sums=need_bias,
+                                                            image_mask=relu_output)    # trick 10
     else:
         gx, gw_turned, gb = forward_and_weight_grad(image, turned, out_grad, (1, 1), full_padding,
-                                                    image_sums=need_bias)
+                                                    image_sums=need_bias, image_mask=relu_output)
     return gx, half_turned(gw_turned), gb                 # (N, C, H, W), (O, C, kh, kw), (O,) or None
 
 
@@ -340,7 +312,7 @@ def half_turned(w):
 
 
 def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, padding: tuple,
-                  w=None, x=None, need_bias: bool = False, input_bias=None):
+                  w=None, x=None, need_bias: bool = False, input_bias=None, gy_mask=None):
     """(dL/dx, dL/dw, dL/db) of conv, band by band: dL/dx given the weight w, dL/dw given the input x.
 
     gy (N, O, OH, OW); input_shape (N, C, H, W) and weight_shape (O, C, kh, kw)
@@ -349,6 +321,8 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
     for both products and summed for dL/db (trick 8); the samples run in
     shares on the cores (trick 7). input_bias (C,) or None is added to each
     sample of dL/dx: the transpose convolution's bias, as dL/dx is its output.
+    gy_mask None, or relu(y) shaped like gy: each sample of gy is taken times
+    (gy_mask > 0) (trick 11).
     """
     xp = backend.get_array_module(gy)
     n, c = input_shape[:2]
@@ -371,13 +345,15 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
             flat = phases.reshape(bands.phases, c, -1)
             cols_buffer = xp.empty((bands.depth, band_width), dtype=x.dtype)
             gw_t = xp.zeros((bands.depth, o), dtype=gy.dtype)            # (K, O), tap-major rows
+        mask_buffers = relu_buffers(xp, gy_mask)
         for sample in range(start, stop):
+            gy_sample = relu_passed(gy, gy_mask, sample, mask_buffers)  # (O, OH, OW)
             if w is not None:
                 gphases.fill(0)
             if x is not None:
                 bands.split(x[sample], phases)
             for band in bands.bands:
-                gy_grid = bands.widen(gy[sample], band, gy_buffer)       # (O, L)
+                gy_grid = bands.widen(gy_sample, band, gy_buffer)        # (O, L)
                 if need_bias:
                     gb += gy_grid.sum(axis=1)                            # junk columns add zeros
                 if w is not None:

@@ -43,6 +43,7 @@ extra one (4 for the forward alone, Bands.row_band_rows).
 from __future__ import annotations
 
 from tinyseg import backend
+from tinyseg.functional.activation import relu_buffers, relu_passed
 from tinyseg.functional.bands import Bands
 from tinyseg.functional.sample_threads import in_order_sum, over_samples
 
@@ -81,13 +82,14 @@ def weight_from_rows_major(gw_rows, weight_shape: tuple):
 
 
 def forward_and_weight_grad_by_rows(image, w, out_grad, padding: tuple, bias=None,
-                                    image_sums: bool = False):
+                                    image_sums: bool = False, relu: bool = False, image_mask=None):
     """Stride 1: (conv(image, w) + bias, its dL/dw for out_grad, image's channel sums), by stacked rows.
 
     The contract of fast_conv.forward_and_weight_grad at stride 1: image
     (N, C, H, W), w (O, C, kh, kw), out_grad None or (N, O, OH, OW), bias None
-    or (O,); dL/dw None without out_grad, the sums (C,) None unless image_sums.
-    The samples run in shares on the cores (trick 7).
+    or (O,); dL/dw None without out_grad, the sums (C,) None unless image_sums;
+    relu and image_mask as there (trick 11). The samples run in shares on the
+    cores (trick 7).
     """
     xp = backend.get_array_module(image)
     n, c = image.shape[:2]
@@ -110,8 +112,9 @@ def forward_and_weight_grad_by_rows(image, w, out_grad, padding: tuple, bias=Non
             gw_rows = xp.zeros((kh * o, kw * c), dtype=image.dtype)
         if image_sums:
             sums = xp.zeros(c, dtype=image.dtype)                        # (C,)
+        mask_buffers = relu_buffers(xp, image_mask)
         for sample in range(start, stop):
-            bands.split(image[sample], phases)
+            bands.split(relu_passed(image, image_mask, sample, mask_buffers), phases)
             if image_sums:
                 sums += flat.sum(axis=1)                                 # padding adds zeros
             for r0, r1 in row_bands:
@@ -120,6 +123,8 @@ def forward_and_weight_grad_by_rows(image, w, out_grad, padding: tuple, bias=Non
                 out = sum_kernel_rows(z, o, (r1 - r0) * wq, wq)          # (O, L)
                 if bias is not None:
                     out += bias.reshape(o, 1)
+                if relu:
+                    xp.maximum(out, 0, out=out)
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, wq)[:, :, :bands.out_w]
                 if out_grad is not None:
                     g = stacked_out_grad(out_grad[sample], (r0, r1), bands, g_buffer[:, :r.shape[1]])

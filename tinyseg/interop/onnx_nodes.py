@@ -6,6 +6,7 @@ that compute the same thing, its settings turned into ONNX attributes:
 
     tinyseg                                  ONNX
     conv2d(x, w, b; stride, padding)         Conv(x, w, b; kernel_shape, strides, pads)
+    conv2d_relu(x, w, b; stride, padding)    Conv(...), then Relu
     conv_transpose2d(...; output_padding)    ConvTranspose(x, w, b; ..., output_padding)
     max_pool2d(x; kernel, stride, padding)   MaxPool(x; kernel_shape, strides, pads)
     batch_norm, evaluation form              BatchNormalization(x, weight, bias, mean, var; epsilon)
@@ -106,6 +107,13 @@ def conv2d(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
                strides=list(operation.attributes["stride"]), pads=[ph, pw, ph, pw])
 
 
+def conv2d_relu(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
+    """Conv, then Relu: tinyseg's one operator is ONNX's two."""
+    before_relu = graph.unique("conv")
+    conv2d(graph, operation, inputs, before_relu)
+    graph.node("Relu", [before_relu], output)
+
+
 def conv_transpose2d(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
     """ConvTranspose: weight (C_in, C_out, kh, kw), as in tinyseg and PyTorch."""
     (ph, pw), weight = operation.attributes["padding"], operation.inputs[1]
@@ -182,7 +190,8 @@ def crop_like(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
 
 SAME_INPUTS = {"relu": "Relu", "neg": "Neg", "exp": "Exp", "log": "Log",   # one node, the same
                "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}     # inputs, no settings
-NODE_WRITERS = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d, "max_pool2d": max_pool2d,
+NODE_WRITERS = {"conv2d": conv2d, "conv2d_relu": conv2d_relu, "conv_transpose2d": conv_transpose2d,
+                "max_pool2d": max_pool2d,
                 "batch_norm": batch_norm, "softmax": softmax, "log_softmax": log_softmax,
                 "cat": cat, "pad": pad, "pad_to_multiple": pad_to_multiple, "crop_like": crop_like}
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyseg import functional as F
+from tinyseg import recording
 from tinyseg.functional.concat import cat
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn import init
@@ -60,7 +61,7 @@ from tinyseg.tensor import Tensor
 DOWNSAMPLING = ("pool", "conv")
 
 
-def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dtype, rng) -> Sequential:
+def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dtype, rng) -> "DoubleConv":
     """[in -> out -> out]: (3x3 conv, padding 1, [BatchNorm], ReLU) twice; keeps H and W.
 
     With batch norm the convolutions have no bias: BatchNorm subtracts the
@@ -72,7 +73,36 @@ def double_conv(in_channels: int, out_channels: int, batch_norm: bool, dtype, rn
         if batch_norm:
             layers.append(BatchNorm2d(out_channels, dtype=dtype))
         layers.append(ReLU())
-    return Sequential(*layers)
+    return DoubleConv(*layers)
+
+
+class DoubleConv(Sequential):
+    """A U-Net block: its layers run one after the other, each one that a ReLU follows fused with it.
+
+    The layers are a Sequential's (children "0", "1", ...: the state_dict keys
+    of PyTorch's twin). A Conv2d followed by a ReLU runs as one operator,
+    F.conv2d_relu (Conv2d.forward_relu): the same numbers, without ReLU's own
+    passes over memory (fast_conv.py, trick 11). With batch norm between them
+    the layers run one by one (batch norm with its ReLU fused measured no
+    gain: benchmarks/results/kernels.md). While a recording is on
+    (inspect, export, graph, complexity), every layer runs on its own, so that
+    each one's operation and output are seen as written.
+    """
+
+    def forward(self, x):
+        if recording.is_recording():
+            return super().forward(x)
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Conv2d) and isinstance(following, ReLU):
+                x = layer.forward_relu(x)                        # relu(conv(x)), one operator
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
 
 
 class UNet(SegmentationModel):

@@ -51,6 +51,10 @@ class Conv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self(x)) as one operator, F.conv2d_relu: what the U-Net's blocks run (models/unet.py)."""
+        return F.conv2d_relu(x, self.weight, self.bias, self.stride, self.padding)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
