@@ -106,7 +106,7 @@ def graph_of_every_operation() -> Tensor:
     rng = np.random.default_rng(0)
     x = Tensor(rng.random((2, 2, 4, 4)), requires_grad=True, dtype=np.float32)
     y = nn.BatchNorm2d(2)(nn.Conv2d(2, 2, 3, padding=1)(x)).relu()            # conv2d, batch_norm, relu
-    y = nn.Conv2d(2, 2, 1).forward_relu(y)                                   # conv2d_relu
+    y = nn.BatchNorm2d(2).forward_relu(nn.Conv2d(2, 2, 1).forward_relu(y))   # conv2d_relu, batch_norm_relu
     y = nn.ConvTranspose2d(2, 2, 2, stride=2)(nn.MaxPool2d(2)(y))            # max_pool2d, conv_transpose2d
     y = cat([F.pad(y, (1, 1, 1, 1))[:, :, 1:5, 1:5], y], axis=1)             # pad, getitem, cat
     y = F.crop_like(F.pad_to_multiple(y, 3), y)                              # pad_to_multiple, crop_like

@@ -29,7 +29,7 @@ from tinyseg.data import make_shapes  # noqa: E402
 from tinyseg.interop import DEFAULT_OPSET, to_onnx  # noqa: E402
 from tinyseg.interop.onnx_nodes import ExportError  # noqa: E402
 from tinyseg.models import SegmentationModel, UNet, build_model  # noqa: E402
-from tinyseg.nn import Conv2d  # noqa: E402
+from tinyseg.nn import BatchNorm2d, Conv2d  # noqa: E402
 
 NORMALIZATION = {"mean": [0.45, 0.5, 0.55], "std": [0.2, 0.25, 0.3]}
 TOLERANCE = 1e-4                                     # of the largest |logit| (at least 1)
@@ -149,25 +149,30 @@ class SumOverChannels(SegmentationModel):
         return x.sum(axis=1, keepdims=True)
 
 
-class ConvThenRelu(SegmentationModel):
-    """A model whose forward runs the fused operator itself: conv2d_relu, then a 1x1 head."""
+class FusedOperators(SegmentationModel):
+    """A model whose forward runs the fused operators itself: conv2d_relu, batch_norm_relu, a 1x1 head."""
 
-    name = "conv then relu"
+    name = "fused operators"
 
     def __init__(self):
         super().__init__(in_channels=3, num_classes=2)
         self.conv = Conv2d(3, 4, 3, padding=1, rng=1)
+        self.norm = BatchNorm2d(4)
         self.head = Conv2d(4, 2, 1, rng=2)
+        rng = np.random.default_rng(3)
+        self.norm.running_mean.data[:] = rng.standard_normal(4)   # so that ReLU cuts some of it
+        self.norm.bias.data[:] = rng.standard_normal(4)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.conv.forward_relu(x))
+        return self.head(self.norm.forward_relu(self.conv.forward_relu(x)))
 
 
-def test_conv2d_relu_is_written_as_conv_then_relu(tmp_path):
+def test_the_fused_operators_are_written_as_their_two_nodes(tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    model, path = ConvThenRelu(), str(tmp_path / "conv_relu.onnx")
+    model, path = FusedOperators().eval(), str(tmp_path / "fused.onnx")
     to_onnx(model, path)
-    assert [node.op_type for node in onnx.load(path).graph.node] == ["Conv", "Relu", "Conv"]
+    assert ([node.op_type for node in onnx.load(path).graph.node]
+            == ["Conv", "Relu", "BatchNormalization", "Relu", "Conv"])
     raw = np.random.default_rng(0).random((2, 3, 9, 7), dtype=np.float32)
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     logits, = session.run(None, {"image": raw})

@@ -116,8 +116,8 @@ def test_unet_matches_a_pytorch_transcription(down, batch_norm):
 @given(depth=st.integers(0, 2), down=st.sampled_from(unet_module.DOWNSAMPLING), batch_norm=st.booleans(),
        base=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), seed=st.integers(0, 99))
 def test_unet_blocks_fused_equal_their_layers_one_by_one(depth, down, batch_norm, base, h, w, seed):
-    """Each block runs a Conv2d and its ReLU as F.conv2d_relu: the same logits and gradients as its
-    layers run one by one (Sequential.forward); a recording sees the layers as written."""
+    """Each block runs a Conv2d or BatchNorm2d and its ReLU as one operator: the same logits and
+    gradients as its layers run one by one (Sequential.forward); a recording sees the layers."""
     model = UNet(2, 3, base, depth, down, batch_norm, seed=seed, dtype="float64")
     x = image((2, 2, h, w), seed, np.float64)
     v = np.random.default_rng(seed).standard_normal((2, 3, h, w))
@@ -135,7 +135,9 @@ def test_unet_blocks_fused_equal_their_layers_one_by_one(depth, down, batch_norm
     np.testing.assert_allclose(fused, layers, rtol=1e-10, atol=1e-12)
     for got, want in zip(fused_grads, layer_grads):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    assert ("conv2d_relu" in fused_ops) == (not batch_norm) and "conv2d_relu" not in layer_ops
+    assert ("conv2d_relu" in fused_ops) == (not batch_norm)
+    assert ("batch_norm_relu" in fused_ops) == batch_norm
+    assert not {"conv2d_relu", "batch_norm_relu"} & layer_ops
     with Recording() as seen:
         model(x)
     assert "conv2d_relu" not in {o.op for o in seen.operations}

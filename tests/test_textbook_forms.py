@@ -5,6 +5,7 @@
     dice_loss      = dice_loss_textbook         softmax, masked sums, the ratio, mean over classes
     focal_loss     = focal_loss_textbook        log_softmax, (1 - p_t)^gamma, mean
     conv2d_relu    = conv2d_relu_textbook       conv2d, then relu
+    batch_norm_relu = batch_norm_relu_textbook  batch_norm_textbook, then relu
 
 Hypothesis draws the shapes (classification (N, C) and segmentation
 (N, C, H, W)), ignored labels (ignore_index may be a real class), class
@@ -106,9 +107,10 @@ def batch_norm_cases(draw):
 
 
 @settings(max_examples=40)
-@given(case=batch_norm_cases(), seed=seeds)
-def test_batch_norm_equals_its_textbook_form(device, case, seed):
-    """Value, the gradients of x, weight and bias, and the running estimates each form leaves."""
+@given(case=batch_norm_cases(), seed=seeds, relu=st.booleans())
+def test_batch_norm_equals_its_textbook_form(device, case, seed, relu):
+    """Value, the gradients of x, weight and bias, and the running estimates each form leaves;
+    with relu, batch_norm_relu against relu(batch_norm_textbook) (about half of it cut to 0)."""
     rng = np.random.default_rng(seed)
     c = case["x"].shape[1]
     x = Tensor(case["x"], device=device, requires_grad=True)
@@ -126,8 +128,9 @@ def test_batch_norm_equals_its_textbook_form(device, case, seed):
             return y
         return call
 
-    check_the_forms_agree(form(F.batch_norm, "fused"), form(F.batch_norm_textbook, "textbook"),
-                          [x] + affine, seed)
+    fused, textbook = ((F.batch_norm_relu, F.batch_norm_relu_textbook) if relu
+                       else (F.batch_norm, F.batch_norm_textbook))
+    check_the_forms_agree(form(fused, "fused"), form(textbook, "textbook"), [x] + affine, seed)
     for got, want in zip(estimates["textbook"], estimates["fused"]):
         np.testing.assert_allclose(got, want, **TOLERANCE)
 
@@ -167,6 +170,9 @@ def test_the_textbook_forms_are_graphs_of_tensor_operations():
     w = Tensor(rng.standard_normal((2, 3, 3, 3)))
     assert operations(F.conv2d_relu(x, w, padding=1)) == {"conv2d_relu"}
     assert operations(F.conv2d_relu_textbook(x, w, padding=1)) == {"conv2d", "relu"}
+    assert operations(F.batch_norm_relu(x, None, None, training=True)) == {"batch_norm_relu"}
+    textbook = operations(F.batch_norm_relu_textbook(x, None, None, training=True))
+    assert "relu" in textbook and "batch_norm" not in textbook and len(textbook) >= 4
 
 
 @pytest.mark.parametrize("call, message", [

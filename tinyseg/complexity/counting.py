@@ -11,7 +11,7 @@ is all the MACs take:
     conv_transpose2d  in.size * (C_out * kh * kw)     each input paints a C_out x kh x kw patch
     linear, matmul    out.size * in_features          each output sums in_features products
 
-Every other operation tinyseg records (ReLU, pooling, batch norm, padding,
+Every other operation tinyseg records (ReLU, pooling, batch norm (with its ReLU), padding,
 cat, the losses, elementwise arithmetic...) costs a few operations per value,
 far fewer than a convolution's C_in*kh*kw, and counts 0 MACs. Those are
 listed by name in NO_MACS. An operation in neither list is an error, not a
@@ -39,7 +39,7 @@ MAC_OPS = ("conv2d", "conv2d_relu", "conv_transpose2d", "linear", "matmul")
 NO_MACS = frozenset({
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "sum",    # tensor.py
     "reshape", "transpose", "getitem", "cat", "to", "astype",
-    "max_pool2d", "batch_norm", "pad", "softmax", "log_softmax",             # functional/
+    "max_pool2d", "batch_norm", "batch_norm_relu", "pad", "softmax", "log_softmax",   # functional/
     "pad_to_multiple", "crop_like",
     "cross_entropy", "dice_loss",
 })

@@ -53,10 +53,19 @@ Each pass runs sample by sample, the batch cut over the cores
 core's cache, not from memory. The variance combines each sample's mean and
 squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
 (sample mean - mean)^2), so the statistics take one pass over the batch.
+
+batch_norm_relu is relu(batch_norm(...)) as one operator (the U-Net's blocks
+run it): the forward's affine pass takes max(y, 0) of each sample while it is
+in cache, and the backward makes ReLU's gradient, dL/dy = dL/d relu(y) *
+(relu(y) > 0), in the pass that reads dL/d relu(y) for the sums of a, b, c
+anyway; ReLU's own forward pass and one read of its gradient are saved
+(measured in benchmarks/results/kernels.md).
 """
 
 from __future__ import annotations
 
+from tinyseg.functional import activation
+from tinyseg.functional.activation import relu_backward_sample
 from tinyseg.functional.sample_threads import over_samples
 from tinyseg.functional.validate import check_same_device_and_dtype, check_tensor
 from tinyseg.tensor import Tensor
@@ -109,7 +118,35 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     Saved for backward: x (N, C, H, W) itself (no normalised copy x-hat) and
     (C,) vectors: the mean, 1 / std and the scale weight / std.
     """
-    op = "batch_norm"
+    return normalization("batch_norm", x, running_mean, running_var, weight, bias, training,
+                         momentum, eps, relu=False)
+
+
+def batch_norm_relu(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                    weight: Tensor | None = None, bias: Tensor | None = None,
+                    training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """relu(batch_norm(...)), the same numbers, as one operator (the U-Net's blocks, models/unet.py).
+
+    Its forward takes max(y, 0) of each sample as the affine map writes it, in
+    cache; its backward makes ReLU's gradient in the pass that sums dL/dy
+    anyway (gradient_sums): see the module's docstring.
+    Saved for backward: batch_norm's, and the output relu(y) (N, C, H, W).
+    """
+    return normalization("batch_norm_relu", x, running_mean, running_var, weight, bias, training,
+                         momentum, eps, relu=True)
+
+
+def batch_norm_relu_textbook(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                             weight: Tensor | None = None, bias: Tensor | None = None,
+                             training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """batch_norm_relu as it reads: relu(batch_norm_textbook(...)), Tensor operations only."""
+    return activation.relu(batch_norm_textbook(x, running_mean, running_var, weight, bias, training,
+                                               momentum, eps))
+
+
+def normalization(op: str, x: Tensor, running_mean, running_var, weight, bias, training: bool,
+                  momentum: float, eps: float, relu: bool) -> Tensor:
+    """batch_norm (relu False) or batch_norm_relu (relu True): the checks, forward and backward rule."""
     check_batch_norm_args(op, x, running_mean, running_var, weight, bias, training)
     xp = x.xp
     n, c, h, w = x.shape
@@ -126,11 +163,12 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     inv_std = 1 / xp.sqrt(var + eps)                            # (C,)
     scale = inv_std if weight is None else weight.data * inv_std  # (C,)
     shift = -mean * scale if bias is None else bias.data - mean * scale
-    y = affine(xp, x.data, scale, shift)                        # (N, C, H, W): x * scale + shift
+    y = affine(xp, x.data, scale, shift, relu=relu)             # (N, C, H, W): x * scale + shift
+    relu_output = y if relu else None                           # kept for backward only with relu
 
     def backward(gy):                                           # gy: (N, C, H, W); keeps x.data
         need_dot = use_batch_stats or (weight is not None and weight.requires_grad)
-        gy_sum, gy_x = gradient_sums(xp, gy, x.data if need_dot else None)   # (C,) sum(gy), sum(gy * x)
+        gy, gy_sum, gy_x = gradient_sums(xp, gy, x.data if need_dot else None, relu_output)  # (C,), (C,)
         d = gy_x - mean * gy_sum if need_dot else None          # (C,) sum(gy * (x - mean))
         gx = None
         if x.requires_grad:
@@ -203,28 +241,39 @@ def batch_statistics(xp, x):
     return mean, m2 / (n * pixels)
 
 
-def gradient_sums(xp, gy, x=None):
-    """(sum(gy), sum(gy * x) or None) over N, H, W for each channel: (C,), (C,), sample by sample."""
+def gradient_sums(xp, gy, x=None, gy_mask=None):
+    """(gy, sum(gy), sum(gy * x) or None): the sums over N, H, W for each channel, (C,), (C,),
+    sample by sample.
+
+    gy_mask None, or relu(y) of batch_norm_relu: gy arrives as dL/d relu(y), and
+    ReLU's backward, gy * (gy_mask > 0), is made in the same pass, summed, and
+    returned in gy's place (a new array).
+    """
     n, c = gy.shape[:2]
     gy_sums = xp.empty((n, c), dtype=gy.dtype)
     dots = None if x is None else xp.empty((n, c), dtype=gy.dtype)
+    passed = gy if gy_mask is None else xp.empty_like(gy)      # (N, C, H, W)
 
     def share(start, stop):
+        mask = None if gy_mask is None else xp.empty(gy.shape[1:], dtype=bool)   # one sample's
         for sample in range(start, stop):
-            values = gy[sample].reshape(c, -1)                  # (C, H*W)
+            if gy_mask is not None:
+                relu_backward_sample(gy[sample], gy_mask[sample], mask, passed[sample])
+            values = passed[sample].reshape(c, -1)              # (C, H*W)
             gy_sums[sample] = values.sum(axis=1)
             if x is not None:
                 dots[sample] = xp.einsum("ci,ci->c", values, x[sample].reshape(c, -1))
 
     over_samples(share, gy)
-    return gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
+    return passed, gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
 
 
-def affine(xp, a, scale, shift, b=None, b_scale=None):
+def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False):
     """a * scale + shift (+ b * b_scale), per channel of (N, C, H, W) arrays, sample by sample.
 
     scale, shift, b_scale: (C,). The forward's y = x * scale + shift and the
     backward's dL/dx = gy * a + x * b + c, each sample's terms added in cache.
+    relu: max(., 0) of each sample's result, in cache (batch_norm_relu's forward).
     """
     n, c = a.shape[:2]
     out = xp.empty_like(a)
@@ -238,6 +287,8 @@ def affine(xp, a, scale, shift, b=None, b_scale=None):
             if b is not None:
                 xp.multiply(b[sample], b_scale.reshape(c, 1, 1), out=term)
                 out[sample] += term
+            if relu:
+                xp.maximum(out[sample], 0, out=out[sample])
 
     over_samples(share, a)
     return out

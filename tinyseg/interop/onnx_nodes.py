@@ -10,6 +10,7 @@ that compute the same thing, its settings turned into ONNX attributes:
     conv_transpose2d(...; output_padding)    ConvTranspose(x, w, b; ..., output_padding)
     max_pool2d(x; kernel, stride, padding)   MaxPool(x; kernel_shape, strides, pads)
     batch_norm, evaluation form              BatchNormalization(x, weight, bias, mean, var; epsilon)
+    batch_norm_relu, evaluation form         BatchNormalization(...), then Relu
     relu, neg, exp, log                      Relu, Neg, Exp, Log
     add, sub, mul, div                       Add, Sub, Mul, Div   (NumPy's broadcasting is ONNX's)
     softmax, log_softmax (dim)               Softmax, LogSoftmax (axis)
@@ -146,6 +147,13 @@ def batch_norm(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
                epsilon=float(settings["eps"]))
 
 
+def batch_norm_relu(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
+    """BatchNormalization, then Relu: tinyseg's one operator is ONNX's two."""
+    before_relu = graph.unique("batch_norm")
+    batch_norm(graph, operation, inputs, before_relu)
+    graph.node("Relu", [before_relu], output)
+
+
 def softmax(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
     graph.node("Softmax", inputs, output, axis=operation.attributes["dim"])
 
@@ -191,9 +199,8 @@ def crop_like(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
 SAME_INPUTS = {"relu": "Relu", "neg": "Neg", "exp": "Exp", "log": "Log",   # one node, the same
                "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}     # inputs, no settings
 NODE_WRITERS = {"conv2d": conv2d, "conv2d_relu": conv2d_relu, "conv_transpose2d": conv_transpose2d,
-                "max_pool2d": max_pool2d,
-                "batch_norm": batch_norm, "softmax": softmax, "log_softmax": log_softmax,
-                "cat": cat, "pad": pad, "pad_to_multiple": pad_to_multiple, "crop_like": crop_like}
+                "max_pool2d": max_pool2d, "batch_norm": batch_norm, "batch_norm_relu": batch_norm_relu,
+                "softmax": softmax, "log_softmax": log_softmax, "cat": cat, "pad": pad, "pad_to_multiple": pad_to_multiple, "crop_like": crop_like}
 
 
 def write_operation(graph: OnnxGraph, operation, inputs: list, output: str) -> None:

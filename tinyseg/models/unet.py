@@ -80,11 +80,10 @@ class DoubleConv(Sequential):
     """A U-Net block: its layers run one after the other, each one that a ReLU follows fused with it.
 
     The layers are a Sequential's (children "0", "1", ...: the state_dict keys
-    of PyTorch's twin). A Conv2d followed by a ReLU runs as one operator,
-    F.conv2d_relu (Conv2d.forward_relu): the same numbers, without ReLU's own
-    passes over memory (fast_conv.py, trick 11). With batch norm between them
-    the layers run one by one (batch norm with its ReLU fused measured no
-    gain: benchmarks/results/kernels.md). While a recording is on
+    of PyTorch's twin). A Conv2d or a BatchNorm2d followed by a ReLU runs as
+    one operator, F.conv2d_relu or F.batch_norm_relu (their forward_relu): the
+    same numbers, without ReLU's own passes over memory (fast_conv.py's trick
+    11; normalization.py). While a recording is on
     (inspect, export, graph, complexity), every layer runs on its own, so that
     each one's operation and output are seen as written.
     """
@@ -96,8 +95,8 @@ class DoubleConv(Sequential):
         i = 0
         while i < len(layers):
             layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, Conv2d) and isinstance(following, ReLU):
-                x = layer.forward_relu(x)                        # relu(conv(x)), one operator
+            if isinstance(layer, (Conv2d, BatchNorm2d)) and isinstance(following, ReLU):
+                x = layer.forward_relu(x)                        # relu(layer(x)), one operator
                 i += 2
             else:
                 x = layer(x)

@@ -140,5 +140,10 @@ class BatchNorm2d(Module):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             training=self.training, momentum=self.momentum, eps=self.eps)
 
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self(x)) as one operator, F.batch_norm_relu: what the U-Net's blocks run (models/unet.py)."""
+        return F.batch_norm_relu(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                 training=self.training, momentum=self.momentum, eps=self.eps)
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
