@@ -4,6 +4,9 @@
     python benchmarks/bench_ops.py --quick           # tiny shapes, for a smoke test
     python benchmarks/bench_ops.py --form textbook   # tinyseg's textbook forms instead of its fast ones
 
+The U-Net's pairs conv2d_relu and batch_norm_relu are one operator in
+tinyseg and two in PyTorch (conv2d, then relu); each row times the pair.
+
 For each operator and shape: forward and forward+backward time in ms, the
 same for PyTorch where installed, the ratio tinyseg / PyTorch (lower is
 better, 1.0 = as fast), GFLOP/s of tinyseg's forward+backward, and the peak
@@ -20,8 +23,9 @@ reports its median, so a burst of load from elsewhere slows both.
 Set OMP_NUM_THREADS=1 to compare one thread against one thread.
 
 `--form textbook` times what a reader steps through first: the convolutions
-inside `F.kernels("textbook")` (W @ im2col(x)) and cross_entropy and
-batch_norm as their textbook forms, built of Tensor operations; set against
+inside `F.kernels("textbook")` (W @ im2col(x)) and cross_entropy,
+batch_norm and the fused pairs conv2d_relu and batch_norm_relu as their
+textbook forms, built of Tensor operations; set against
 the default run, it measures what the fast forms buy.
 """
 
@@ -48,12 +52,16 @@ from common import format_table, machine_stamp, peak_extra_mib, settle, threads_
 # tinyseg.functional with the fused operators swapped for their textbook forms (--form textbook)
 TEXTBOOK_F = types.SimpleNamespace(conv2d=F.conv2d, conv_transpose2d=F.conv_transpose2d,
                                    max_pool2d=F.max_pool2d, cross_entropy=F.cross_entropy_textbook,
-                                   batch_norm=F.batch_norm_textbook)
+                                   batch_norm=F.batch_norm_textbook, relu=F.relu,
+                                   conv2d_relu=F.conv2d_relu_textbook,
+                                   batch_norm_relu=F.batch_norm_relu_textbook)
+CONVOLUTIONS = ("conv2d", "conv2d_relu")
+NORMALIZATIONS = ("batch_norm", "batch_norm_relu")
 
 
-def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1):
+def conv_case(name, c_in, c_out, size, kernel=3, stride=1, padding=1, kind="conv2d"):
     oh = (size + 2 * padding - kernel) // stride + 1
-    return dict(name=name, kind="conv2d", c_in=c_in, c_out=c_out, size=size, kernel=kernel,
+    return dict(name=name, kind=kind, c_in=c_in, c_out=c_out, size=size, kernel=kernel,
                 stride=stride, padding=padding, macs_per_sample=c_out * c_in * kernel * kernel * oh * oh)
 
 
@@ -64,7 +72,9 @@ def cases(quick: bool):
                 dict(name="tconv 8->4 k2 s2 @8", kind="conv_transpose2d", c_in=8, c_out=4, size=8,
                      kernel=2, stride=2, macs_per_sample=8 * 4 * 4 * 8 * 8),
                 dict(name="cross_entropy 4x16x16", kind="cross_entropy", c_in=4, size=16),
-                dict(name="batch_norm 4x16x16", kind="batch_norm", c_in=4, size=16)]
+                dict(name="batch_norm 4x16x16", kind="batch_norm", c_in=4, size=16),
+                conv_case("conv+relu 3->8 @16", 3, 8, 16, kind="conv2d_relu"),
+                dict(name="batch_norm+relu 4x16x16", kind="batch_norm_relu", c_in=4, size=16)]
     return [
         conv_case("conv 3->64 @128", 3, 64, 128),
         conv_case("conv 64->64 @128", 64, 64, 128),
@@ -76,14 +86,16 @@ def cases(quick: bool):
              kernel=2, stride=2, macs_per_sample=128 * 64 * 4 * 64 * 64),
         dict(name="cross_entropy 8x4x128x128", kind="cross_entropy", c_in=4, size=128),
         dict(name="batch_norm 8x32x128x128", kind="batch_norm", c_in=32, size=128),
-    ]
+        conv_case("conv+relu 64->64 @128", 64, 64, 128, kind="conv2d_relu"),    # the U-Net's pairs: one
+        dict(name="batch_norm+relu 8x32x128x128", kind="batch_norm_relu", c_in=32, size=128),  # operator
+    ]                                                                            # here, two in PyTorch
 
 
 def make_inputs(case, batch, rng):
     """Arrays for one case: (x, weight or target)."""
     x = rng.standard_normal((batch, case["c_in"], case["size"], case["size"])).astype(np.float32)
     kind = case["kind"]
-    if kind == "conv2d":
+    if kind in CONVOLUTIONS:
         w = rng.standard_normal((case["c_out"], case["c_in"], case["kernel"], case["kernel"]))
         return x, (w * 0.05).astype(np.float32)
     if kind == "conv_transpose2d":
@@ -91,7 +103,7 @@ def make_inputs(case, batch, rng):
         return x, (w * 0.05).astype(np.float32)
     if kind == "cross_entropy":
         return x, rng.integers(0, case["c_in"], (batch, case["size"], case["size"]))
-    if kind == "batch_norm":                       # running mean, running var, weight, bias
+    if kind in NORMALIZATIONS:                     # running mean, running var, weight, bias
         c = case["c_in"]
         return x, [np.zeros(c, np.float32), np.ones(c, np.float32),
                    rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)]
@@ -110,6 +122,14 @@ def op_call(functional, case, x, other):
         return lambda: functional.max_pool2d(x, case["kernel"], s)
     if kind == "batch_norm":
         return lambda: functional.batch_norm(x, *other, training=True)
+    if kind == "conv2d_relu":                  # tinyseg's one operator; PyTorch's conv2d, then relu
+        if hasattr(functional, "conv2d_relu"):
+            return lambda: functional.conv2d_relu(x, other, stride=s, padding=p)
+        return lambda: functional.relu(functional.conv2d(x, other, stride=s, padding=p))
+    if kind == "batch_norm_relu":
+        if hasattr(functional, "batch_norm_relu"):
+            return lambda: functional.batch_norm_relu(x, *other, training=True)
+        return lambda: functional.relu(functional.batch_norm(x, *other, training=True))
     return lambda: functional.cross_entropy(x, other)
 
 
@@ -131,10 +151,10 @@ def framework_inputs(case, x_np, other_np, tensor):
     """(x, other, leaves) for one framework; `tensor(array, requires_grad)` makes its tensors."""
     x = tensor(x_np, True)
     kind = case["kind"]
-    if kind in ("conv2d", "conv_transpose2d"):
+    if kind in CONVOLUTIONS + ("conv_transpose2d",):
         other = tensor(other_np, True)
         return x, other, [x, other]
-    if kind == "batch_norm":                       # running stats are buffers, weight and bias learn
+    if kind in NORMALIZATIONS:                     # running stats are buffers, weight and bias learn
         other = [tensor(a, i >= 2) for i, a in enumerate(other_np)]
         return x, other, [x] + other[2:]
     if kind == "cross_entropy":
@@ -189,7 +209,7 @@ def measure(case, batch, repeat, functional=F):
         tfn = op_call(torch.nn.functional, case, tx, tother)
         forward["torch"] = tfn
         both["torch"] = forward_backward(tfn, tleaves)
-    if case["kind"] == "conv2d":   # the reference product takes its turn with the others
+    if case["kind"] in CONVOLUTIONS:   # the reference product takes its turn with the others
         both["gemm"], gemm_gflop = gemm_product(case, batch)
     with tinyseg.no_grad(), torch_no_grad():
         fwd = alternating_medians(forward, repeat)
@@ -198,7 +218,7 @@ def measure(case, batch, repeat, functional=F):
     row["peak_MiB"] = peak_extra_mib(both["tinyseg"])
     if "macs_per_sample" in case:  # forward+backward = 3 products of the forward's size
         row["GFLOP/s"] = 3 * 2 * case["macs_per_sample"] * batch / (row["fwd_bwd_ms"] * 1e6)
-    if case["kind"] == "conv2d":
+    if case["kind"] in CONVOLUTIONS:
         row["of_gemm"] = row["GFLOP/s"] / (gemm_gflop / (fwd_bwd["gemm"] / 1e3))
     if torch is not None:
         row["torch_fwd_ms"], row["torch_fwd_bwd_ms"] = fwd["torch"], fwd_bwd["torch"]
