@@ -23,7 +23,9 @@ autograd operators below are made of the same three kernels, swapped:
     conv_transpose2d  forward: input_grad    backward: forward,    weight_grad
 
 (textbook_transpose_forward and textbook_transpose_backward put them together
-for conv_transpose2d, with its bias.)
+for conv_transpose2d, with its bias.) A third operator, conv2d_relu, is conv2d
+with ReLU after it: the forward kernels take max(y, 0) when told `relu`, and
+the backward ones start with ReLU's backward when given `relu_output`.
 
 Which form runs. Each kernel has a fast twin in fast_conv.py (fast_forward
 for textbook_forward, ...) that computes the same numbers from columns built
