@@ -200,7 +200,8 @@ SAME_INPUTS = {"relu": "Relu", "neg": "Neg", "exp": "Exp", "log": "Log",   # one
                "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}     # inputs, no settings
 NODE_WRITERS = {"conv2d": conv2d, "conv2d_relu": conv2d_relu, "conv_transpose2d": conv_transpose2d,
                 "max_pool2d": max_pool2d, "batch_norm": batch_norm, "batch_norm_relu": batch_norm_relu,
-                "softmax": softmax, "log_softmax": log_softmax, "cat": cat, "pad": pad, "pad_to_multiple": pad_to_multiple, "crop_like": crop_like}
+                "softmax": softmax, "log_softmax": log_softmax, "cat": cat, "pad": pad,
+                "pad_to_multiple": pad_to_multiple, "crop_like": crop_like}
 
 
 def write_operation(graph: OnnxGraph, operation, inputs: list, output: str) -> None:
