@@ -57,6 +57,19 @@ def test_small_samples_and_unknown_blas_stay_on_one_thread(monkeypatch):
     assert threads == [threading.current_thread()] * 2
 
 
+@settings(max_examples=30, deadline=None)
+@given(sample_bytes=st.integers(1, 2**21), passes_only=st.booleans())
+def test_a_batch_is_cut_only_where_its_samples_reach_the_least_bytes_for_its_kind_of_work(sample_bytes,
+                                                                                          passes_only):
+    """Products cut samples from MIN_SAMPLE_BYTES, passes over memory from MIN_PASS_SAMPLE_BYTES."""
+    least = sample_threads.MIN_PASS_SAMPLE_BYTES if passes_only else sample_threads.MIN_SAMPLE_BYTES
+    batch = np.zeros((4, sample_bytes), dtype=np.uint8)
+    with mock.patch.object(sample_threads, "WORKERS", 2):
+        parts = sample_threads.over_samples(lambda start, stop: (start, stop), batch, passes_only=passes_only)
+    cut = sample_bytes >= least and backend.blas_thread_functions() is not None
+    assert parts == ([(0, 2), (2, 4)] if cut else [(0, 4)])
+
+
 def test_blas_threads_are_set_inside_the_block_and_restored_after():
     functions = backend.blas_thread_functions()
     if functions is None:
@@ -80,7 +93,7 @@ def test_blas_threads_are_set_inside_the_block_and_restored_after():
 # ----------------------------------------------------------------- the operators, cut over threads
 def threads(workers: int):
     """Every batch cut over `workers` threads, however small its samples, inside the block."""
-    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0)
+    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0, MIN_PASS_SAMPLE_BYTES=0)
 
 
 def value_and_gradient(op, x, gy):

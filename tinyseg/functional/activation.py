@@ -22,8 +22,8 @@ def relu(x: Tensor) -> Tensor:
 
     The batch's samples run in shares on the cores (sample_threads.over_samples),
     because one core's copy bandwidth is about half of what two reach on the
-    machines measured (benchmarks/results/kernels.md); the numbers are
-    Tensor.relu's. Saved for backward: the output, shaped like x (where it is
+    machines measured (benchmarks/results/kernels.md; samples under 512 KiB
+    stay on one core); the numbers are Tensor.relu's. Saved for backward: the output, shaped like x (where it is
     > 0 the gradient passes).
     """
     check_tensor(x, "input", "relu")
@@ -31,7 +31,8 @@ def relu(x: Tensor) -> Tensor:
         return x.relu()
     xp = x.xp
     out = xp.empty_like(x.data)
-    over_samples(lambda start, stop: xp.maximum(x.data[start:stop], 0, out=out[start:stop]), x.data)
+    over_samples(lambda start, stop: xp.maximum(x.data[start:stop], 0, out=out[start:stop]), x.data,
+                 passes_only=True)
 
     def backward(grad):  # 1 where x > 0, else 0
         gx = xp.empty_like(grad)
@@ -41,7 +42,7 @@ def relu(x: Tensor) -> Tensor:
             for sample in range(start, stop):
                 relu_backward_sample(grad[sample], out[sample], passes, gx[sample])
 
-        over_samples(share, grad)
+        over_samples(share, grad, passes_only=True)
         return (gx,)
 
     return Tensor.from_op(out, (x,), backward, "relu")

@@ -49,7 +49,8 @@ stored: backward keeps only x (which its producer keeps anyway) and four
 (C,) vectors, one (N, C, H, W) array less per layer than storing xhat.
 
 Each pass runs sample by sample, the batch cut over the cores
-(sample_threads.over_samples): one sample's passes then read it from the
+(sample_threads.over_samples; samples under 512 KiB stay on one core, where
+the hand-over would cost more): one sample's passes then read it from the
 core's cache, not from memory. The variance combines each sample's mean and
 squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
 (sample mean - mean)^2), so the statistics take one pass over the batch.
@@ -233,7 +234,7 @@ def batch_statistics(xp, x):
             centred = values - means[sample].reshape(c, 1)      # (C, H*W), one sample
             squares[sample] = xp.einsum("ci,ci->c", centred, centred)
 
-    over_samples(share, x)
+    over_samples(share, x, passes_only=True)
     pixels = x[0, 0].size                                       # H * W
     mean = means.mean(axis=0)                                   # (C,)
     spread = means - mean                                       # (N, C)
@@ -264,7 +265,7 @@ def gradient_sums(xp, gy, x=None, gy_mask=None):
             if x is not None:
                 dots[sample] = xp.einsum("ci,ci->c", values, x[sample].reshape(c, -1))
 
-    over_samples(share, gy)
+    over_samples(share, gy, passes_only=True)
     return passed, gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
 
 
@@ -290,5 +291,5 @@ def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False):
             if relu:
                 xp.maximum(out[sample], 0, out=out[sample])
 
-    over_samples(share, a)
+    over_samples(share, a, passes_only=True)
     return out

@@ -25,7 +25,8 @@ core (sample_threads.over_samples), and inside a share one sample at a time,
 so that the sample stays in the core's cache over its kh*kw taps: the numbers
 do not change, only which core computes them and when (one core's copy
 bandwidth is about half of two's on the machines measured,
-benchmarks/results/kernels.md).
+benchmarks/results/kernels.md). Input samples under 512 KiB stay on one core:
+there the hand-over to the second one costs more than it saves.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
             for i, j in taps[1:]:
                 xp.maximum(y[sample], windows[sample, :, i, j], out=y[sample])   # running max over the taps
 
-    over_samples(forward_share, y)
+    over_samples(forward_share, x.data, passes_only=True)       # cut by the input's samples
 
     def backward(gy):                                        # gy: (N, C, OH, OW)
         # col2im's tap loop, writing each window's gradient straight onto the image
@@ -92,7 +93,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
                     else:                                    # each pixel is in one window only
                         xp.multiply(gy_part, first_max, out=targets[sample, :, i, j])
 
-        over_samples(backward_share, gy)
+        over_samples(backward_share, x.data, passes_only=True)
         ph, pw = padding
         if ph or pw:
             padded = padded[:, :, ph:ph + h, pw:pw + w]      # drop the padding

@@ -20,6 +20,12 @@ back after). Why: a thread woken by another is often put on the waker's CPU,
 so after an idle moment both shares ran on one core until the scheduler moved
 one (measured in benchmarks/results/kernels.md).
 
+Handing a share to the worker and waiting for it back costs about 90 us on
+the 2-core Intel Xeon measured. Work that is only passes over memory
+(ReLU, max pooling, batch norm: no product) gains less from the second core,
+so its samples are cut only from MIN_PASS_SAMPLE_BYTES (512 KiB) on; smaller
+ones run on the calling thread (over_samples(..., passes_only=True)).
+
 A batch is cut over one thread per CPU the process may use, or fewer where
 OMP_NUM_THREADS or OPENBLAS_NUM_THREADS says so (the limit a user sets for
 NumPy's BLAS limits these threads too; =1 runs everything on one thread).
@@ -39,6 +45,9 @@ from tinyseg import backend
 PINNING = hasattr(os, "sched_setaffinity")          # Linux: a thread can be held to one CPU
 CPUS = sorted(os.sched_getaffinity(0)) if PINNING else list(range(os.cpu_count() or 1))
 MIN_SAMPLE_BYTES = 2**16                # below this much data per sample, one thread does it all
+MIN_PASS_SAMPLE_BYTES = 2**19           # the same for work that is only passes over memory (no product):
+                                        # a hand-over to the worker and back costs about 90 us, more than
+                                        # a second core saves on smaller samples (benchmarks/results/kernels.md)
 _pool = None                            # the threads, started on first use
 _in_share = threading.local()           # .active: this thread is running a share now
 
@@ -68,17 +77,20 @@ def sample_shares(n: int, workers: int) -> list[tuple[int, int]]:
     return shares
 
 
-def over_samples(work, batch) -> list:
+def over_samples(work, batch, passes_only: bool = False) -> list:
     """[work(start, stop) for each share of range(len(batch))], run at once, BLAS on one thread each.
 
     batch: the (N, ...) array whose samples are cut. One share on this thread,
     with the BLAS's own threads, for a batch of one, one core, a GPU array, a
-    sample of fewer than MIN_SAMPLE_BYTES, or where NumPy's BLAS threads
-    cannot be set (backend.blas_thread_functions).
+    sample of fewer than MIN_SAMPLE_BYTES (MIN_PASS_SAMPLE_BYTES where the
+    caller says its work is passes_only: elementwise maps and sums, no
+    product), or where NumPy's BLAS threads cannot be set
+    (backend.blas_thread_functions).
     """
     n = len(batch)
     shares = sample_shares(n, WORKERS)
-    if (len(shares) == 1 or batch[0].nbytes < MIN_SAMPLE_BYTES or backend.device_of(batch) != "cpu"
+    least = MIN_PASS_SAMPLE_BYTES if passes_only else MIN_SAMPLE_BYTES
+    if (len(shares) == 1 or batch[0].nbytes < least or backend.device_of(batch) != "cpu"
             or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
         return [work(0, n)]                              # (a share never cuts its samples again)
     with backend.blas_threads(1), on_cpu(CPUS[0]):
