@@ -131,9 +131,6 @@ class Bands:
         """col2im of a band: add each tap's rows of gcols (K, L) onto the flat phases (P, C, rows*Wq)."""
         c = flat.shape[1]
         start, length = band[0] * self.width, gcols.shape[1]
-        if self.tiles:                                                    # one add, as columns' view
-            flat.reshape(self.phases * c, -1)[:, start:start + length] += gcols
-            return
         for t, (p, shift) in enumerate(self.taps):
             flat[p, :, start + shift:start + shift + length] += gcols[t * c:(t + 1) * c]
 

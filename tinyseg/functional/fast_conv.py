@@ -92,8 +92,10 @@ in one pass so that each band of dL/dy is prepared once.
 9. Windows that tile. Where kernel == stride (the U-Net's 2x2 stride-2
    transpose convolutions, 1x1 heads), each pixel lies in one window and
    tap (i, j) is phase (i, j) at shift 0: a band's columns are a view of
-   the phases (Bands.columns), col2im is one add, and dL/dy needs no
-   widening where its rows have no junk columns (Bands.widen).
+   the phases (Bands.columns), col2im is no add at all (band_backward's
+   product is written straight into that view of the zeroed phases, each
+   pixel once), and dL/dy needs no widening where its rows have no junk
+   columns (Bands.widen).
 
 10. Kernel rows stacked (stride 1, from 16 channels, stacked_rows.py). With
    columns of the kw taps of each kernel row only, R = kw shifted copies, one
@@ -337,7 +339,7 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
         gw_t = None
         gb = xp.zeros(o, dtype=gy.dtype) if need_bias else None          # (O,)
         if w is not None:
-            gcols_buffer = xp.empty((bands.depth, band_width), dtype=gy.dtype)
+            gcols_buffer = None if bands.tiles else xp.empty((bands.depth, band_width), dtype=gy.dtype)
             gphases = bands.phase_buffer(xp, c, gy.dtype)                # (P, C, rows, Wq)
             gflat = gphases.reshape(bands.phases, c, -1)
         if x is not None:
@@ -348,15 +350,17 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
         mask_buffers = relu_buffers(xp, gy_mask)
         for sample in range(start, stop):
             gy_sample = relu_passed(gy, gy_mask, sample, mask_buffers)  # (O, OH, OW)
-            if w is not None:
-                gphases.fill(0)
+            if w is not None and not bands.tiles:
+                gphases.fill(0)                                          # col2im adds onto zeros
             if x is not None:
                 bands.split(x[sample], phases)
             for band in bands.bands:
                 gy_grid = bands.widen(gy_sample, band, gy_buffer)        # (O, L)
                 if need_bias:
                     gb += gy_grid.sum(axis=1)                            # junk columns add zeros
-                if w is not None:
+                if w is not None and bands.tiles:                        # trick 9: each pixel written once
+                    xp.matmul(w_cols, gy_grid, out=bands.columns(gflat, band, None))   # (K, O) @ (O, L)
+                elif w is not None:
                     gcols = xp.matmul(w_cols, gy_grid, out=gcols_buffer[:, :gy_grid.shape[1]])  # (K, O) @ (O, L)
                     bands.add_columns(gcols, band, gflat)
                 if x is not None:
