@@ -23,8 +23,8 @@ def relu(x: Tensor) -> Tensor:
     The batch's samples run in shares on the cores (sample_threads.over_samples),
     because one core's copy bandwidth is about half of what two reach on the
     machines measured (benchmarks/results/kernels.md; samples under 512 KiB
-    stay on one core); the numbers are Tensor.relu's. Saved for backward: the output, shaped like x (where it is
-    > 0 the gradient passes).
+    stay on one core); the numbers are Tensor.relu's. Saved for backward: the
+    output, shaped like x (where it is > 0 the gradient passes).
     """
     check_tensor(x, "input", "relu")
     if x.ndim < 2:
