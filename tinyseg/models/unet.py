@@ -83,9 +83,9 @@ class DoubleConv(Sequential):
     of PyTorch's twin). A Conv2d or a BatchNorm2d followed by a ReLU runs as
     one operator, F.conv2d_relu or F.batch_norm_relu (their forward_relu): the
     same numbers, without ReLU's own passes over memory (fast_conv.py's trick
-    11; normalization.py). While a recording is on
-    (inspect, export, graph, complexity), every layer runs on its own, so that
-    each one's operation and output are seen as written.
+    11; normalization.py). While a recording is on (inspect, export, graph,
+    complexity), every layer runs on its own, so that each one's operation and
+    output are seen as written.
     """
 
     def forward(self, x):
