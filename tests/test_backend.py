@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -165,3 +166,57 @@ def test_the_command_line_keeps_freed_memory(monkeypatch, tmp_path):
     monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(True) or True)
     assert cli.main(["eval", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert calls == [True]
+
+
+# ----------------------------------------------------------------- NumPy's ufunc buffer
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3 * 8192))
+@example(1)
+@example(4096)                           # two rows fill the default buffer exactly
+@example(4097)
+def test_inside_a_buffer_within_rows_no_two_rows_fit_and_after_it_the_buffer_is_back(row_length):
+    before = np.getbufsize()
+    with backend.buffer_within_rows(np, row_length):
+        inside = np.getbufsize()
+    assert np.getbufsize() == before
+    assert inside % backend.BUFFER_STEP == 0 and inside <= before
+    assert 2 * row_length > inside or inside == backend.BUFFER_STEP   # NumPy's smallest buffer
+    if 2 * row_length > before:
+        assert inside == before          # rows that cannot be copied two at a time: nothing changed
+
+
+def test_a_buffer_within_rows_is_put_back_when_the_block_raises():
+    before = np.getbufsize()
+    with pytest.raises(KeyError):
+        with backend.buffer_within_rows(np, 100):
+            raise KeyError("inside")
+    assert np.getbufsize() == before
+
+
+def test_a_buffer_within_rows_is_this_threads_only():
+    """The CPU kernels' shares run on two threads at once, each in its own block."""
+    before, seen = np.getbufsize(), []
+    with backend.buffer_within_rows(np, 100):
+        worker = threading.Thread(target=lambda: seen.append(np.getbufsize()))
+        worker.start()
+        worker.join()
+        assert np.getbufsize() < before
+    assert seen == [before]
+
+
+def test_a_buffer_within_rows_leaves_other_array_modules_alone():
+    before = np.getbufsize()
+    with backend.buffer_within_rows(object(), 100):    # CuPy, say: it has no such buffer
+        assert np.getbufsize() == before
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 3000), st.sampled_from([np.float32, np.float64]))
+def test_broadcasts_inside_a_buffer_within_rows_give_the_same_numbers(rows, row_length, dtype):
+    rng = np.random.default_rng(rows * row_length)
+    x = rng.standard_normal((rows, row_length)).astype(dtype)
+    scale, shift = (rng.standard_normal((rows, 1)).astype(dtype) for _ in range(2))
+    outside = x * scale + shift
+    with backend.buffer_within_rows(np, row_length):
+        inside = x * scale + shift
+    np.testing.assert_array_equal(inside, outside)

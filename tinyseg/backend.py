@@ -186,6 +186,33 @@ def blas_threads(threads: int):
                 set_threads(_blas_before)
 
 
+# ----------------------------------------------------------------- NumPy's ufunc buffer
+BUFFER_STEP = 16                # NumPy takes buffer sizes in multiples of 16 numbers
+
+
+@contextlib.contextmanager
+def buffer_within_rows(xp, row_length: int):
+    """Inside the block NumPy's ufunc buffer holds at most row_length numbers (a no-op for CuPy).
+
+    Why: in y = x * v with x (C, L) and v (C, 1) broadcast along rows of L
+    numbers, NumPy's iterator copies the operands, v spelled out, into its
+    buffer (8192 numbers) wherever two rows or more fit there, to run longer
+    loops. On rows of 256 to 4096 numbers that multiply took 2.6-3.8x the time
+    of x * one number; with a buffer of one row nothing is copied, and it took
+    1.1-2.0x (benchmarks/results/kernels.md). Only for broadcasts: a ufunc that
+    converts types (float * bool) needs the buffer and runs slower with a
+    small one. NumPy keeps the setting per thread, and the block puts it back.
+    """
+    if xp is not np or 2 * row_length > np.getbufsize():        # not two rows in the buffer: none copied
+        yield
+        return
+    before = np.setbufsize(max(BUFFER_STEP, row_length - row_length % BUFFER_STEP))
+    try:
+        yield
+    finally:
+        np.setbufsize(before)
+
+
 # ----------------------------------------------------------------- the CPU's freed memory
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 KEEP_UP_TO = 2**31 - 1                          # bytes: the largest threshold mallopt takes (a C int)

@@ -54,6 +54,9 @@ the hand-over would cost more): one sample's passes then read it from the
 core's cache, not from memory. The variance combines each sample's mean and
 squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
 (sample mean - mean)^2), so the statistics take one pass over the batch.
+The (C, 1, 1) vectors are broadcast along a sample's rows of H*W inside
+backend.buffer_within_rows: on rows of 4096 numbers or fewer NumPy would copy
+them into its buffer first (measured in benchmarks/results/kernels.md).
 
 batch_norm_relu is relu(batch_norm(...)) as one operator (the U-Net's blocks
 run it): the forward's affine pass takes max(y, 0) of each sample while it is
@@ -65,6 +68,7 @@ anyway; ReLU's own forward pass and one read of its gradient are saved
 
 from __future__ import annotations
 
+from tinyseg import backend
 from tinyseg.functional import activation
 from tinyseg.functional.activation import relu_backward_sample
 from tinyseg.functional.sample_threads import over_samples
@@ -226,16 +230,17 @@ def batch_statistics(xp, x):
     n, c = x.shape[:2]
     means = xp.empty((n, c), dtype=x.dtype)                     # (N, C) each sample's means
     squares = xp.empty((n, c), dtype=x.dtype)                   # (N, C) each sample's M2_s
+    pixels = x[0, 0].size                                       # H * W
 
     def share(start, stop):
-        for sample in range(start, stop):
-            values = x[sample].reshape(c, -1)                   # (C, H*W)
-            means[sample] = values.mean(axis=1)
-            centred = values - means[sample].reshape(c, 1)      # (C, H*W), one sample
-            squares[sample] = xp.einsum("ci,ci->c", centred, centred)
+        with backend.buffer_within_rows(xp, pixels):            # the mean broadcast along rows of H*W
+            for sample in range(start, stop):
+                values = x[sample].reshape(c, -1)               # (C, H*W)
+                means[sample] = values.mean(axis=1)
+                centred = values - means[sample].reshape(c, 1)  # (C, H*W), one sample
+                squares[sample] = xp.einsum("ci,ci->c", centred, centred)
 
     over_samples(share, x, passes_only=True)
-    pixels = x[0, 0].size                                       # H * W
     mean = means.mean(axis=0)                                   # (C,)
     spread = means - mean                                       # (N, C)
     m2 = squares.sum(axis=0) + pixels * xp.einsum("nc,nc->c", spread, spread)
@@ -282,14 +287,15 @@ def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False):
 
     def share(start, stop):
         term = None if b is None else xp.empty_like(b[0])       # (C, H, W), one sample
-        for sample in range(start, stop):
-            xp.multiply(a[sample], scale, out=out[sample])
-            out[sample] += shift
-            if b is not None:
-                xp.multiply(b[sample], b_scale.reshape(c, 1, 1), out=term)
-                out[sample] += term
-            if relu:
-                xp.maximum(out[sample], 0, out=out[sample])
+        with backend.buffer_within_rows(xp, a[0, 0].size):      # (C, 1, 1) vectors along rows of H*W
+            for sample in range(start, stop):
+                xp.multiply(a[sample], scale, out=out[sample])
+                out[sample] += shift
+                if b is not None:
+                    xp.multiply(b[sample], b_scale.reshape(c, 1, 1), out=term)
+                    out[sample] += term
+                if relu:
+                    xp.maximum(out[sample], 0, out=out[sample])
 
     over_samples(share, a, passes_only=True)
     return out
