@@ -65,6 +65,8 @@ rows_settings = st.sampled_from(["rule", "always", "never"])
        data=st.data())
 @example(cfg=STRIDE_ABOVE_KERNEL, bands=(1, 1), threads=(2, 0), rows="rule", data=None)
 @example(cfg=ONE_PIXEL, bands=(1, 1), threads=(1, 0), rows="always", data=None)
+@example(cfg=ConvConfig(2, 2, 4, 5, 6, (3, 3), (1, 1), (1, 1)), bands=(1, 1), threads=(2, 0), rows="always",
+         data=None)                                        # twice the outputs: trick 6 by stacked rows
 def test_fast_kernels_equal_the_textbook_kernels(cfg, bands, threads, rows, data):
     """Each fast twin equals its textbook kernel: forward, both gradients, both backwards;
     with trick 10 where it pays, wherever it applies, and nowhere."""
@@ -191,7 +193,7 @@ def test_backward_from_output_columns_equals_the_textbook_gradients(n, o, extra,
     weight = data.draw(normal_arrays((o, c, kh, kw)))
     oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     gy = data.draw(normal_arrays((n, o, oh, ow)))
-    assert fast_conv.backward_by_output_columns_pays(weight.shape, (1, 1), (ph, pw))
+    assert fast_conv.backward_by_output_columns_pays(gy.shape, weight.shape, (1, 1), (ph, pw), gy.itemsize)
     expected_gx = textbook.textbook_input_grad(gy, weight, x.shape, (1, 1), (ph, pw))
     expected_gw = textbook.textbook_weight_grad(gy, x, weight.shape, (1, 1), (ph, pw))
     relu_output = np.maximum(data.draw(normal_arrays(gy.shape)), 0)     # about half of it 0
@@ -261,12 +263,15 @@ def test_stacked_rows_are_taken_only_where_they_apply_and_pay():
 
 
 def test_backward_from_output_columns_is_taken_only_where_it_applies_and_pays():
-    pays = fast_conv.backward_by_output_columns_pays
-    assert pays((16, 32, 3, 3), (1, 1), (1, 1))            # fewer outputs than inputs
-    assert pays((16, 16, 3, 3), (1, 1), (2, 2))            # padding kernel - 1: a "full" convolution
-    assert not pays((32, 16, 3, 3), (1, 1), (1, 1))        # more outputs: dL/dy's columns are larger
-    assert not pays((16, 16, 3, 3), (2, 2), (1, 1))        # strided: the gradient is no plain conv
-    assert not pays((16, 16, 3, 3), (1, 1), (3, 1))        # padding >= kernel: would need negative padding
+    def pays(o, c, side, stride=(1, 1), padding=(1, 1)):
+        return fast_conv.backward_by_output_columns_pays((8, o, side, side), (o, c, 3, 3), stride, padding, 4)
+    assert pays(16, 32, 32) and pays(16, 16, 16)           # no more outputs than inputs
+    assert pays(16, 16, 32, padding=(2, 2))                # padding kernel - 1: a "full" convolution
+    assert pays(32, 16, 64) and pays(64, 32, 128)          # twice the outputs, by stacked rows: 0.87-0.90
+    assert not pays(32, 16, 32)                            # ... not where stacked rows do not pay
+    assert not pays(64, 16, 64)                            # four times: dL/dy's columns outgrow x's
+    assert not pays(16, 16, 32, (2, 2))                    # strided: the gradient is no plain conv
+    assert not pays(16, 16, 32, padding=(3, 1))            # padding >= kernel: would need negative padding
 
 
 def test_tap_sum_forward_is_taken_only_where_it_applies_and_pays():

@@ -35,9 +35,9 @@ trick 6's backward (g = x, with dL/dy as the image), as
 forward_and_weight_grad does. Where it pays was measured, layer by layer
 (benchmarks/results/kernels.md): from 16 channels, on images of 64 rows or
 more, with at most twice as many outputs as inputs; for trick 6 only where
-dL/dy has as many channels as x (where x has more, its kh stacked copies G
-cost more than the smaller R saves) and bands have at least 8 rows for each
-extra one (4 for the forward alone, Bands.row_band_rows).
+dL/dy has at least as many channels as x (where x has more, its kh stacked
+copies G cost more than the smaller R saves) and bands have at least 8 rows
+for each extra one (4 for the forward alone, Bands.row_band_rows).
 """
 
 from __future__ import annotations
