@@ -9,6 +9,8 @@ to finite differences where the weight alone learns.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import tinyseg
 from tinyseg import functional as F
@@ -36,3 +38,31 @@ def test_eval_mode_weight_gradient_by_finite_differences():
     mean, var = tinyseg.Tensor(rng.standard_normal(3)), tinyseg.Tensor(rng.uniform(0.5, 2, 3))
     w = tinyseg.Tensor(rng.uniform(0.5, 1.5, 3), requires_grad=True)
     assert gradcheck(lambda w: F.batch_norm(x, mean, var, w, None, training=False), w)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+       relu=st.booleans(), training=st.booleans(), seed=st.integers(0, 2**16))
+def test_backward_leaves_the_gradient_it_is_given_unchanged(shape, relu, training, seed):
+    """batch_norm_relu's backward writes dL/dx over its own masked copy of dL/dy, never over dL/dy
+    itself, which autograd may also have handed to a retained tensor (and the caller still holds)."""
+    n, c, h, w = shape
+    assume(not training or n * h * w >= 2)
+    rng = np.random.default_rng(seed)
+    x = tinyseg.Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    weight, bias = (tinyseg.Tensor(rng.standard_normal(c).astype(np.float32), requires_grad=True)
+                    for _ in range(2))
+    mean, var = tinyseg.Tensor(np.zeros(c, np.float32)), tinyseg.Tensor(np.ones(c, np.float32))
+    op = F.batch_norm_relu if relu else F.batch_norm
+    textbook = F.batch_norm_relu_textbook if relu else F.batch_norm_textbook
+    gy = rng.standard_normal(shape).astype(np.float32)
+    given = gy.copy()
+    y = op(x, mean, var, weight, bias, training=training)
+    y.retain_grad()
+    y.backward(gy)
+    np.testing.assert_array_equal(gy, given)
+    np.testing.assert_array_equal(y.grad, given)
+    fused_gx = x.grad
+    x.grad = None
+    textbook(x, mean, var, weight, bias, training=training).backward(given)
+    np.testing.assert_allclose(fused_gx, x.grad, rtol=1e-4, atol=1e-4)

@@ -181,7 +181,8 @@ def normalization(op: str, x: Tensor, running_mean, running_var, weight, bias, t
             if use_batch_stats:                                 # mean and var depend on x
                 b = -scale * d * inv_std ** 2 / m
                 shift_c = -a * gy_sum / m - b * mean
-                gx = affine(xp, gy, a, shift_c, x.data, b)      # (N, C, H, W): gy * a + x * b + c
+                into = gy if relu else None                     # batch_norm_relu's gy is its own array
+                gx = affine(xp, gy, a, shift_c, x.data, b, out=into)   # (N, C, H, W): gy * a + x * b + c
             else:                                               # mean and var are constants
                 gx = gy * a.reshape(1, c, 1, 1)
         gw = d * inv_std if weight is not None and weight.requires_grad else None   # sum(gy * xhat)
@@ -274,15 +275,16 @@ def gradient_sums(xp, gy, x=None, gy_mask=None):
     return passed, gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
 
 
-def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False):
+def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=None):
     """a * scale + shift (+ b * b_scale), per channel of (N, C, H, W) arrays, sample by sample.
 
     scale, shift, b_scale: (C,). The forward's y = x * scale + shift and the
     backward's dL/dx = gy * a + x * b + c, each sample's terms added in cache.
     relu: max(., 0) of each sample's result, in cache (batch_norm_relu's forward).
+    out: the array the result goes to (a new one if None; a itself is allowed).
     """
     n, c = a.shape[:2]
-    out = xp.empty_like(a)
+    out = xp.empty_like(a) if out is None else out
     scale, shift = scale.reshape(c, 1, 1), shift.reshape(c, 1, 1)
 
     def share(start, stop):
