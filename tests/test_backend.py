@@ -194,11 +194,13 @@ def test_a_buffer_within_rows_is_put_back_when_the_block_raises():
 
 
 def test_a_buffer_within_rows_is_this_threads_only():
-    """The CPU kernels' shares run on two threads at once, each in its own block."""
-    before, seen = np.getbufsize(), []
+    """The CPU kernels' shares run on two threads at once, each in its own block: a thread
+    started before the block (as the worker threads are) does not see it."""
+    before, seen, asked = np.getbufsize(), [], threading.Event()
+    worker = threading.Thread(target=lambda: asked.wait(10) and seen.append(np.getbufsize()))
+    worker.start()
     with backend.buffer_within_rows(np, 100):
-        worker = threading.Thread(target=lambda: seen.append(np.getbufsize()))
-        worker.start()
+        asked.set()
         worker.join()
         assert np.getbufsize() < before
     assert seen == [before]

@@ -181,7 +181,7 @@ def normalization(op: str, x: Tensor, running_mean, running_var, weight, bias, t
             if use_batch_stats:                                 # mean and var depend on x
                 b = -scale * d * inv_std ** 2 / m
                 shift_c = -a * gy_sum / m - b * mean
-                into = gy if relu else None                     # batch_norm_relu's gy is its own array
+                into = gy if relu else None                     # with relu, gradient_sums made gy anew
                 gx = affine(xp, gy, a, shift_c, x.data, b, out=into)   # (N, C, H, W): gy * a + x * b + c
             else:                                               # mean and var are constants
                 gx = gy * a.reshape(1, c, 1, 1)
