@@ -286,6 +286,7 @@ def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=No
     n, c = a.shape[:2]
     out = xp.empty_like(a) if out is None else out
     scale, shift = scale.reshape(c, 1, 1), shift.reshape(c, 1, 1)
+    b_scale = None if b_scale is None else b_scale.reshape(c, 1, 1)
 
     def share(start, stop):
         term = None if b is None else xp.empty_like(b[0])       # (C, H, W), one sample
@@ -294,7 +295,7 @@ def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=No
                 xp.multiply(a[sample], scale, out=out[sample])
                 out[sample] += shift
                 if b is not None:
-                    xp.multiply(b[sample], b_scale.reshape(c, 1, 1), out=term)
+                    xp.multiply(b[sample], b_scale, out=term)
                     out[sample] += term
                 if relu:
                     xp.maximum(out[sample], 0, out=out[sample])
