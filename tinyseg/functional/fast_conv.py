@@ -81,7 +81,8 @@ in one pass so that each band of dL/dy is prepared once.
    loop runs in shares, one per core (sample_threads.over_samples), each
    share with its own phase and column buffers and its BLAS on one thread,
    so that a core multiplies the columns it has just copied, out of its own
-   cache. The weight gradient's per-share sums are added in share order.
+   cache. The weight gradient's per-share sums are added in share order, and
+   its products are xp.dot, not @ (sample_threads.py says why).
 
 8. The bias in the band. y = conv(x, w) + b adds b to each band of y while
    the band is in cache, and dL/db = the sum of dL/dy over samples and pixels
@@ -276,7 +277,7 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
                 if out_grad is not None:
                     gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
-                    gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
+                    gw_t += xp.dot(cols, gy_grid.T)                      # (K, L) @ (L, O), dot: trick 7
         return gw_t, sums
 
     parts = over_samples(share, image)
@@ -383,7 +384,7 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                     bands.add_columns(gcols, band, gflat)
                 if x is not None:
                     cols = bands.columns(flat, band, cols_buffer)        # (K, L)
-                    gw_t += cols @ gy_grid.T                             # (K, L) @ (L, O)
+                    gw_t += xp.dot(cols, gy_grid.T)                      # (K, L) @ (L, O), dot: trick 7
             if w is not None:
                 bands.merge(gphases, gx[sample])
                 if input_bias is not None:

@@ -8,7 +8,11 @@ them out of the first one's cache; two threads that each copy and multiply
 their own samples, their BLAS on one thread each, keep their data in their
 own core's cache (measured: benchmarks/results/kernels.md). NumPy releases
 the GIL inside its copies, ufuncs and products, so Python threads run them
-at once.
+at once; but `a @ b` (matmul) keeps it where the product has 500 numbers or
+fewer, however long it takes: a weight gradient (K, L) @ (L, O) of a
+3-channel first layer, (27, 16), held the other share up for the whole
+product. np.dot lets go of it at any size, so the kernels' weight gradients
+are xp.dot(a, b).
 
 `work(start, stop)` handles samples start .. stop - 1 and writes only their
 part of any shared output; what it returns (a partial sum, say) is handed

@@ -128,7 +128,7 @@ def forward_and_weight_grad_by_rows(image, w, out_grad, padding: tuple, bias=Non
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, wq)[:, :, :bands.out_w]
                 if out_grad is not None:
                     g = stacked_out_grad(out_grad[sample], (r0, r1), bands, g_buffer[:, :r.shape[1]])
-                    gw_rows += g @ r.T                                   # (kh*O, ...) @ (..., kw*C)
+                    gw_rows += xp.dot(g, r.T)                    # (kh*O, ...) @ (..., kw*C), dot: trick 7
         return gw_rows, sums
 
     gw_parts, sum_parts = zip(*over_samples(share, image))
