@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import tracemalloc
 from unittest import mock
 
 import numpy as np
@@ -252,3 +253,43 @@ def test_each_share_runs_on_a_cpu_of_its_own():
     with threads(2):
         cpus = sample_threads.over_samples(lambda start, stop: os.sched_getaffinity(0), np.zeros((4, 8)))
     assert cpus == [{sample_threads.CPUS[0]}, {sample_threads.CPUS[1]}]
+
+
+def operand(rng, rows: int, cols: int, dtype, layout: str):
+    """A (rows, cols) array laid out as given: C order, its transpose's view, or a slice of a wider buffer."""
+    if layout == "transposed":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "sliced":
+        return rng.standard_normal((rows, cols + 7)).astype(dtype)[:, 3:3 + cols]
+    return rng.standard_normal((rows, cols)).astype(dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 40), k=st.integers(1, 300), n=st.integers(1, 40),
+       layouts=st.tuples(*[st.sampled_from(["C", "transposed", "sliced"])] * 2),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_matmul_without_gil_equals_matmul_on_either_side_of_the_threshold(m, k, n, layouts, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = operand(rng, m, k, dtype, layouts[0]), operand(rng, k, n, dtype, layouts[1])
+    product = sample_threads.matmul_without_gil(a, b)
+    assert product.shape == (m, n) and product.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(product, a @ b, rtol=tolerance, atol=tolerance * np.sqrt(k))
+
+
+@settings(max_examples=15, deadline=None)
+@given(m=st.integers(23, 60), n=st.integers(23, 60), seed=st.integers(0, 2**16))
+def test_matmul_without_gil_copies_no_operand_where_matmul_lets_go_of_the_gil(m, n, seed):
+    # Above the threshold the product is matmul's, which reads sliced operands as they lie;
+    # np.dot would copy each of them first (the band's columns are slices of a buffer).
+    rng = np.random.default_rng(seed)
+    k = 20_000
+    a, b = operand(rng, m, k, np.float32, "sliced"), operand(rng, n, k, np.float32, "sliced").T
+    assert m * n > sample_threads.MATMUL_KEEPS_GIL_UP_TO
+    tracemalloc.start()
+    try:
+        sample_threads.matmul_without_gil(a, b)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * m * n + 2**16                                  # the (m, n) output, no (m, k) copy

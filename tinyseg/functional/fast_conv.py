@@ -82,7 +82,7 @@ in one pass so that each band of dL/dy is prepared once.
    share with its own phase and column buffers and its BLAS on one thread,
    so that a core multiplies the columns it has just copied, out of its own
    cache. The weight gradient's per-share sums are added in share order, and
-   its products are xp.dot, not @ (sample_threads.py says why).
+   its products let the other share run (sample_threads.matmul_without_gil).
 
 8. The bias in the band. y = conv(x, w) + b adds b to each band of y while
    the band is in cache, and dL/db = the sum of dL/dy over samples and pixels
@@ -135,7 +135,7 @@ from __future__ import annotations
 from tinyseg import backend
 from tinyseg.functional.activation import relu_buffers, relu_passed
 from tinyseg.functional.bands import Bands
-from tinyseg.functional.sample_threads import in_order_sum, over_samples
+from tinyseg.functional.sample_threads import in_order_sum, matmul_without_gil, over_samples
 from tinyseg.functional.stacked_rows import forward_and_weight_grad_by_rows, stacked_rows_pay
 from tinyseg.functional.tap_sum import forward_by_taps, forward_by_taps_pays
 
@@ -277,7 +277,7 @@ def forward_and_weight_grad(image, w, out_grad, stride: tuple, padding: tuple, b
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, bands.width)[:, :, :bands.out_w]
                 if out_grad is not None:
                     gy_grid = bands.widen(out_grad[sample], (r0, r1), gy_buffer)   # (O, L)
-                    gw_t += xp.dot(cols, gy_grid.T)                      # (K, L) @ (L, O), dot: trick 7
+                    gw_t += matmul_without_gil(cols, gy_grid.T)          # (K, L) @ (L, O)
         return gw_t, sums
 
     parts = over_samples(share, image)
@@ -384,7 +384,7 @@ def band_backward(gy, input_shape: tuple, weight_shape: tuple, stride: tuple, pa
                     bands.add_columns(gcols, band, gflat)
                 if x is not None:
                     cols = bands.columns(flat, band, cols_buffer)        # (K, L)
-                    gw_t += xp.dot(cols, gy_grid.T)                      # (K, L) @ (L, O), dot: trick 7
+                    gw_t += matmul_without_gil(cols, gy_grid.T)          # (K, L) @ (L, O)
             if w is not None:
                 bands.merge(gphases, gx[sample])
                 if input_bias is not None:

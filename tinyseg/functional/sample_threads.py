@@ -8,11 +8,8 @@ them out of the first one's cache; two threads that each copy and multiply
 their own samples, their BLAS on one thread each, keep their data in their
 own core's cache (measured: benchmarks/results/kernels.md). NumPy releases
 the GIL inside its copies, ufuncs and products, so Python threads run them
-at once; but `a @ b` (matmul) keeps it where the product has 500 numbers or
-fewer, however long it takes: a weight gradient (K, L) @ (L, O) of a
-3-channel first layer, (27, 16), held the other share up for the whole
-product. np.dot lets go of it at any size, so the kernels' weight gradients
-are xp.dot(a, b).
+at once; except `a @ b` (matmul) where the product has 500 numbers or fewer
+(matmul_without_gil says why and what the kernels use instead).
 
 `work(start, stop)` handles samples start .. stop - 1 and writes only their
 part of any shared output; what it returns (a partial sum, say) is handed
@@ -52,6 +49,8 @@ MIN_SAMPLE_BYTES = 2**16                # below this much data per sample, one t
 MIN_PASS_SAMPLE_BYTES = 2**19           # the same for work that is only passes over memory (no product):
                                         # a hand-over to the worker and back costs about 90 us, more than
                                         # a second core saves on smaller samples (benchmarks/results/kernels.md)
+MATMUL_KEEPS_GIL_UP_TO = 500            # NumPy's matmul keeps the GIL through a product of this
+                                        # many output numbers or fewer
 _pool = None                            # the threads, started on first use
 _in_share = threading.local()           # .active: this thread is running a share now
 
@@ -109,6 +108,22 @@ def over_samples(work, batch, passes_only: bool = False) -> list:
 def in_order_sum(parts):
     """parts[0] + parts[1] + ..., in share order (so a result does not depend on the threads' timing)."""
     return sum(parts[1:], parts[0])
+
+
+def matmul_without_gil(a, b):
+    """a @ b for 2-d a and b, with Python's lock (the GIL) let go during the product at any size.
+
+    NumPy's matmul keeps the GIL through a product whose output has
+    MATMUL_KEEPS_GIL_UP_TO numbers or fewer, however long the product takes:
+    a weight gradient (K, L) @ (L, O) of a 3-channel first layer, (27, 16)
+    summed over 16,640 pixels, held the other share up for the whole product
+    (measured: benchmarks/results/kernels.md). np.dot lets go of the GIL at
+    any size, but copies an operand that is not contiguous (matmul reads it
+    as it lies), so it is taken for those small outputs only.
+    """
+    if a.shape[0] * b.shape[1] > MATMUL_KEEPS_GIL_UP_TO:
+        return a @ b
+    return backend.get_array_module(a).dot(a, b)
 
 
 def run_share(work, start: int, stop: int):

@@ -45,7 +45,7 @@ from __future__ import annotations
 from tinyseg import backend
 from tinyseg.functional.activation import relu_buffers, relu_passed
 from tinyseg.functional.bands import Bands
-from tinyseg.functional.sample_threads import in_order_sum, over_samples
+from tinyseg.functional.sample_threads import in_order_sum, matmul_without_gil, over_samples
 
 ROWS_FROM_CHANNELS = 16     # the image has at least this many channels (3 channels: 3*3 = 9-deep products)
 ROWS_FROM_HEIGHT = 64       # and at least this many output rows (at 32 and 16 rows it measured no gain)
@@ -128,7 +128,7 @@ def forward_and_weight_grad_by_rows(image, w, out_grad, padding: tuple, bias=Non
                 y[sample, :, r0:r1] = out.reshape(o, r1 - r0, wq)[:, :, :bands.out_w]
                 if out_grad is not None:
                     g = stacked_out_grad(out_grad[sample], (r0, r1), bands, g_buffer[:, :r.shape[1]])
-                    gw_rows += xp.dot(g, r.T)                    # (kh*O, ...) @ (..., kw*C), dot: trick 7
+                    gw_rows += matmul_without_gil(g, r.T)                # (kh*O, ...) @ (..., kw*C)
         return gw_rows, sums
 
     gw_parts, sum_parts = zip(*over_samples(share, image))
