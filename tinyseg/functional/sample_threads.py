@@ -118,8 +118,9 @@ def matmul_without_gil(a, b):
     a weight gradient (K, L) @ (L, O) of a 3-channel first layer, (27, 16)
     summed over 16,640 pixels, held the other share up for the whole product
     (measured: benchmarks/results/kernels.md). np.dot lets go of the GIL at
-    any size, but copies an operand that is not contiguous (matmul reads it
-    as it lies), so it is taken for those small outputs only.
+    any size, but first copies an operand that is neither C- nor F-contiguous
+    (a slice of a band's buffer; matmul reads it as it lies), so it is taken
+    for those small outputs only.
     """
     if a.shape[0] * b.shape[1] > MATMUL_KEEPS_GIL_UP_TO:
         return a @ b
