@@ -8,7 +8,7 @@ them out of the first one's cache; two threads that each copy and multiply
 their own samples, their BLAS on one thread each, keep their data in their
 own core's cache (measured: benchmarks/results/kernels.md). NumPy releases
 the GIL inside its copies, ufuncs and products, so Python threads run them
-at once; except `a @ b` (matmul) where the product has 500 numbers or fewer
+at once; except `a @ b` (matmul) where its output has 500 numbers or fewer
 (matmul_without_gil says why and what the kernels use instead).
 
 `work(start, stop)` handles samples start .. stop - 1 and writes only their
