@@ -5,7 +5,9 @@
 tinyseg's model, or its PyTorch twin (tinyseg.interop.to_torch: the same
 layers and weights), on the CPU or the GPU: an inference pass (batch,
 no gradients) or a training step (forward, cross-entropy, backward and an
-Adam or SGD step). bench_models.py times the models' tables with these,
+Adam or SGD step; tinyseg's as `tinyseg train` runs it, on a CPU each core
+taking its share of the batch through the whole step where that applies:
+tinyseg/data_parallel.py). bench_models.py times the models' tables with these,
 bench_unet_step.py the U-Net step; `targets` says which framework and
 device pairs this machine can run, `synchronizer` how to wait for a GPU.
 """
@@ -15,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 import tinyseg
-import tinyseg.functional as F
-from tinyseg import backend, optim
+from tinyseg import backend, data_parallel, nn, optim
 from tinyseg.models import build_model
 from common import torch
 
@@ -75,10 +76,11 @@ def tinyseg_step(config: dict, mode: str, images, labels, device: str, optimizer
     y = backend.to_device(labels, device)
     optimizer = {"adam": optim.Adam, "sgd": optim.SGD}[optimizer](model.parameters(), **OPTIMIZERS[optimizer])
 
-    def run():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+    criterion = nn.CrossEntropyLoss()
+
+    def run():                           # the step of `tinyseg train` (train.py): on the CPU, each
+        optimizer.zero_grad()            # core runs it for its share of the batch where the numbers
+        loss = data_parallel.loss_and_gradients(model, x, y, criterion)   # are the same (data_parallel.py)
         optimizer.step()
         return loss
     return model, run

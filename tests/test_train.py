@@ -31,7 +31,7 @@ def quiet(*args, **kwargs):
 
 def poison_loss_at_call(monkeypatch, bad_call: int) -> None:
     """Make the `bad_call`-th training loss (counted from 1) NaN."""
-    real_loss = train_module.training_loss
+    real_loss = train_module.loss_and_gradients
     calls = []
 
     def poisoned(model, images, masks, config, rng, criterion):
@@ -39,7 +39,7 @@ def poison_loss_at_call(monkeypatch, bad_call: int) -> None:
         loss = real_loss(model, images, masks, config, rng, criterion)
         return loss * float("nan") if len(calls) == bad_call else loss
 
-    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    monkeypatch.setattr(train_module, "loss_and_gradients", poisoned)
 
 
 def weights(path) -> dict:

@@ -126,8 +126,12 @@ def topological_order(root) -> list:
     return order
 
 
-def run_backward(root, grad) -> None:
-    """Propagate `grad` (d loss / d root, an array shaped like root) to every leaf."""
+def run_backward(root, grad, found: dict | None = None) -> None:
+    """Propagate `grad` (d loss / d root, an array shaped like root) to every leaf.
+
+    Each leaf's gradient is added into its .grad, or, where `found` is a dict,
+    into found[id(leaf)] (`gradients`), leaving every .grad as it was.
+    """
     root = graph_entry(root)
     grads = {id(root): grad}  # gradients waiting to be handed on, by entry id
     kept = {id(grad)}         # arrays that someone else may hold: copy before keeping them
@@ -136,7 +140,7 @@ def run_backward(root, grad) -> None:
         if grad is None:  # no path from this entry to the output carries gradient
             continue
         if not isinstance(entry, Node):  # a leaf Tensor: nothing further back
-            keep_gradient(entry, grad, kept)
+            keep_gradient(entry, grad, kept, found)
             continue
         retained = entry.retained() if entry.retained is not None else None   # retain_grad()
         if retained is not None:
@@ -152,12 +156,33 @@ def run_backward(root, grad) -> None:
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
 
 
-def keep_gradient(tensor, grad, kept: set) -> None:
-    """Add `grad` into tensor.grad (a leaf's, or a retained intermediate's)."""
-    if tensor.grad is not None:
-        tensor.grad = tensor.grad + grad
+def keep_gradient(tensor, grad, kept: set, found: dict | None = None) -> None:
+    """Add `grad` into tensor.grad (a leaf's, or a retained intermediate's), or into
+    found[id(tensor)] where `found` is a dict."""
+    before = tensor.grad if found is None else found.get(id(tensor))
+    if before is not None:
+        total = before + grad
     elif id(grad) in kept or grad.base is not None:  # shared, or a view of another array
-        tensor.grad = grad.copy()  # so that two tensors never share one gradient array
+        total = grad.copy()  # so that two tensors never share one gradient array
     else:
-        tensor.grad = grad
-    kept.add(id(tensor.grad))
+        total = grad
+    if found is None:
+        tensor.grad = total
+    else:
+        found[id(tensor)] = total
+    kept.add(id(total))
+
+
+def gradients(output, inputs) -> list:
+    """d output / d each of `inputs` (leaf Tensors), as arrays; None for one no path reaches.
+
+    torch.autograd.grad: the walk of output.backward() for a scalar output, but
+    no .grad is touched. So two threads may differentiate their own losses of
+    one model at once without adding into the same .grad (data_parallel.py).
+    """
+    if not output.requires_grad or output.size != 1:
+        raise RuntimeError(f"gradients() needs a scalar output that requires grad, got shape "
+                           f"{output.shape}, requires_grad={output.requires_grad}")
+    found = {}
+    run_backward(output, output.xp.ones(output.data.shape, dtype=output.dtype), found)
+    return [found.get(id(tensor)) for tensor in inputs]

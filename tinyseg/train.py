@@ -8,7 +8,8 @@ One training step, from the batch to the matrix multiply:
     loss = model.training_loss(x, masks, criterion, rng)      # models/base.py:
         # logits = model(x)                       # (B, classes, H, W)   models/unet.py
         # criterion(logits, masks): --loss, e.g. nn.CrossEntropyLoss   nn/loss.py
-    optimizer.zero_grad(); loss.backward()        # autograd.py walks the graph back
+    optimizer.zero_grad(); loss.backward()        # autograd.py walks the graph back (on a CPU,
+                                                  # each core its share of the batch: data_parallel.py)
     optimizer.step()                              # optim/adam.py updates p.data
 
 The loss is the model's own: `model.training_loss(x, target, criterion, rng)`.
@@ -47,7 +48,7 @@ import time
 
 import numpy as np
 
-from tinyseg import backend
+from tinyseg import backend, data_parallel
 from tinyseg.checkpoint import load_checkpoint
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.data.class_weights import format_class_weights
@@ -92,14 +93,17 @@ def build_datasets(config: TrainConfig, show_progress: bool = False, deadline: f
 
 
 # ----------------------------------------------------------------- one epoch
-def training_loss(model, images, masks, config: TrainConfig, rng, criterion=pixel_loss):
-    """The loss of one batch, as the model computes it (whole images, or sampled windows).
+def loss_and_gradients(model, images, masks, config: TrainConfig, rng, criterion=pixel_loss):
+    """The loss of one batch, as the model computes it (whole images, or sampled windows),
+    its gradients added into the weights' .grad.
 
     criterion: the --loss module (make_loss), with the class weights; pixel_loss by default.
+    Each core runs the whole step on its share of the samples where that gives
+    the same numbers (data_parallel.py), else loss.backward() does it.
     """
     x = Tensor(images, device=config.device)                     # (B, C, H, W)
     target = backend.to_device(masks, config.device)             # (B, H, W)
-    return model.training_loss(x, target, criterion, rng)
+    return data_parallel.loss_and_gradients(model, x, target, criterion, rng)
 
 
 def has_labels(masks: np.ndarray) -> bool:
@@ -156,9 +160,8 @@ def train_one_epoch(model, loader, optimizer, config: TrainConfig, epoch: int, r
     pending = []                                # (step, loss) not yet read back from the device
     for step, (images, masks) in enumerate(bar):
         if has_labels(masks):
-            loss = training_loss(model, normalized(images, normalization), masks, config, rng, criterion)
             optimizer.zero_grad()
-            loss.backward()
+            loss = loss_and_gradients(model, normalized(images, normalization), masks, config, rng, criterion)
             if gradient_norms is not None:
                 gradient_norms.add()              # each layer's ||d loss / d weights||, on the device
             optimizer.step()

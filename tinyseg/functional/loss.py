@@ -84,6 +84,20 @@ def pixel_weights(valid, safe_target, class_weight, dtype):
     return pixel_weight
 
 
+def mean_divisor(target, weight=None, ignore_index: int = -100, dtype=np.float32):
+    """sum_i w[t_i] over the pixels whose target is not ignore_index (1 each without weights).
+
+    What reduction="mean" divides the summed losses by, in cross_entropy and
+    focal_loss alike; a (0-d) array of `dtype`. Over a share of a batch's
+    samples, summed loss / the whole batch's divisor is the share's part of the
+    batch's mean (nn.PixelLoss.part_of_mean).
+    """
+    xp = backend.get_array_module(target)
+    valid = target != ignore_index                                  # (N, H, W) bool
+    class_weight = weight.data if isinstance(weight, Tensor) else weight
+    return pixel_weights(valid, xp.where(valid, target, 0), class_weight, dtype).sum()
+
+
 def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
                   reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of (N, C) or (N, C, H, W) logits against integer targets.

@@ -46,16 +46,40 @@ class WeightedLoss(Module):
         return f"weight={weight}, ignore_index={self.ignore_index}"
 
 
-class CrossEntropyLoss(WeightedLoss):
-    """Softmax cross-entropy of (N, C[, H, W]) logits against (N[, H, W]) class indices."""
+class PixelLoss(WeightedLoss):
+    """A loss summed over pixels, each weighted by w[t] (cross-entropy, focal loss).
+
+    Its mean is its sum divided by the summed weights of the labelled pixels
+    (F.mean_divisor), so a batch's mean adds up from shares of its samples:
+    each share's part_of_mean, its summed loss over the whole batch's divisor
+    (data_parallel.py trains so).
+    """
 
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__(weight, ignore_index)
         self.reduction = reduction
 
     def forward(self, input: Tensor, target) -> Tensor:
+        return self.pixel_loss(input, target, self.reduction)
+
+    def pixel_loss(self, input: Tensor, target, reduction: str) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define pixel_loss()")
+
+    def mean_divisor(self, target, dtype):
+        """What reduction="mean" divides the summed loss of `target`'s pixels by."""
+        return F.mean_divisor(target, self.weight, self.ignore_index, dtype)
+
+    def part_of_mean(self, input: Tensor, target, divisor) -> Tensor:
+        """These samples' part of a batch's mean loss: their summed loss / the batch's mean_divisor."""
+        return self.pixel_loss(input, target, "sum") / divisor
+
+
+class CrossEntropyLoss(PixelLoss):
+    """Softmax cross-entropy of (N, C[, H, W]) logits against (N[, H, W]) class indices."""
+
+    def pixel_loss(self, input: Tensor, target, reduction: str) -> Tensor:
         return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                               reduction=self.reduction)
+                               reduction=reduction)
 
 
 class DiceLoss(WeightedLoss):
@@ -94,18 +118,17 @@ class CrossEntropyDiceLoss(WeightedLoss):
         return f"{super().extra_repr()}, smooth={self.smooth}, dice_weight={self.dice_weight}"
 
 
-class FocalLoss(WeightedLoss):
+class FocalLoss(PixelLoss):
     """Focal loss -(1 - p_t)^gamma log p_t per pixel (see tinyseg/functional/focal.py)."""
 
     def __init__(self, gamma: float = 2.0, weight=None, ignore_index: int = -100,
                  reduction: str = "mean"):
-        super().__init__(weight, ignore_index)
+        super().__init__(weight, ignore_index, reduction)
         self.gamma = gamma
-        self.reduction = reduction
 
-    def forward(self, input: Tensor, target) -> Tensor:
+    def pixel_loss(self, input: Tensor, target, reduction: str) -> Tensor:
         return F.focal_loss(input, target, gamma=self.gamma, weight=self.weight,
-                            ignore_index=self.ignore_index, reduction=self.reduction)
+                            ignore_index=self.ignore_index, reduction=reduction)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, {super().extra_repr()}"

@@ -1,0 +1,163 @@
+"""Data parallelism (tinyseg/data_parallel.py): the shares' step gives the plain step's loss and gradients."""
+
+from __future__ import annotations
+
+import threading
+import time
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyseg import Tensor, autograd, data_parallel, nn, recording
+from tinyseg.functional import sample_threads
+from tinyseg.models import FCN, SlidingWindow, UNet
+
+IGNORE = 255
+
+
+def cut_every_batch(workers: int = 2):
+    """sample_threads cuts any batch into `workers` shares, whatever the machine and sample size."""
+    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0, MIN_PASS_SAMPLE_BYTES=0)
+
+
+def plain_step(model, x, target, criterion):
+    """(loss, each weight's gradient) by criterion(model(x), target).backward()."""
+    model.zero_grad()
+    loss = criterion(model(x), target)
+    loss.backward()
+    return float(loss.item()), [p.grad.copy() for p in model.parameters()]
+
+
+def shares_step(model, x, target, criterion):
+    model.zero_grad()
+    loss = data_parallel.backward_in_shares(model, x, target, criterion)
+    return float(loss.item()), [p.grad.copy() for p in model.parameters()]
+
+
+def batch(seed: int, n: int, channels: int, side: int, classes: int, ignored: float, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((n, channels, side, side)).astype(dtype))
+    target = rng.integers(0, classes, (n, side, side))
+    target[rng.random(target.shape) < ignored] = IGNORE
+    target[0, 0, 0] = 0                                    # at least one labelled pixel
+    return x, target
+
+
+def criteria(name: str, weight):
+    if name == "ce":
+        return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+    return nn.FocalLoss(gamma=2.0, weight=weight, ignore_index=IGNORE)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 5), workers=st.integers(2, 3),
+       side=st.sampled_from([4, 8, 12]), classes=st.integers(2, 4), ignored=st.sampled_from([0.0, 0.3, 1.0]),
+       weighted=st.booleans(), loss=st.sampled_from(["ce", "focal"]), model=st.sampled_from(["unet", "fcn"]))
+def test_the_shares_give_the_plain_steps_loss_and_gradients(seed, n, workers, side, classes, ignored,
+                                                             weighted, loss, model):
+    """Any batch size, share count, ignored pixels (all but one, too), class weights and pixel loss."""
+    x, target = batch(seed, n, 2, side, classes, ignored)
+    weight = np.random.default_rng(seed + 1).uniform(0.2, 3.0, classes) if weighted else None
+    criterion = criteria(loss, weight)
+    net = (UNet(2, classes, base_channels=3, depth=2, seed=seed, dtype="float64") if model == "unet"
+           else FCN(2, classes, width=3, depth=2, seed=seed, dtype="float64"))
+    with cut_every_batch(workers):
+        assert data_parallel.splits_over_cores(net, criterion, x)
+        loss_shares, grads_shares = shares_step(net, x, target, criterion)
+    loss_plain, grads_plain = plain_step(net, x, target, criterion)
+    assert loss_shares == pytest.approx(loss_plain, rel=1e-12, abs=1e-12)
+    for got, expected in zip(grads_shares, grads_plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gradients_add_into_grad_as_backward_does():
+    """Two steps without zero_grad leave twice the gradient, as two loss.backward() would."""
+    x, target = batch(0, 4, 2, 8, 3, 0.2)
+    net = UNet(2, 3, base_channels=3, depth=1, dtype="float64")
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    with cut_every_batch():
+        _, once = shares_step(net, x, target, criterion)
+        data_parallel.backward_in_shares(net, x, target, criterion)
+    for p, g in zip(net.parameters(), once):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-12)
+
+
+def test_the_result_does_not_depend_on_which_share_ends_first():
+    """Sums in share order: the first share (this thread's) finishing last changes no bit."""
+    x, target = batch(1, 4, 2, 8, 3, 0.0, "float32")
+    net = UNet(2, 3, base_channels=4, depth=1)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    real_gradients = autograd.gradients
+
+    def first_share_late(output, inputs):
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(0.05)
+        return real_gradients(output, inputs)
+
+    with cut_every_batch(3):
+        loss_a, grads_a = shares_step(net, x, target, criterion)
+        with mock.patch.object(autograd, "gradients", first_share_late):
+            loss_b, grads_b = shares_step(net, x, target, criterion)
+    assert loss_a == loss_b
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["batch norm", "dice", "ce+dice", "sum", "naive", "recording", "one core",
+                                  "no_grad", "frozen"])
+def test_steps_whose_shares_would_not_add_up_run_plainly(case):
+    x, target = batch(2, 4, 3, 8, 2, 0.0, "float32")
+    net = UNet(3, 2, base_channels=2, depth=1, batch_norm=case == "batch norm")
+    criterion = {"dice": nn.DiceLoss(ignore_index=IGNORE),
+                 "ce+dice": nn.CrossEntropyDiceLoss(ignore_index=IGNORE),
+                 "sum": nn.CrossEntropyLoss(ignore_index=IGNORE, reduction="sum")}.get(
+                     case, nn.CrossEntropyLoss(ignore_index=IGNORE))
+    if case == "naive":
+        net = SlidingWindow(3, 2, window=5)
+    if case == "frozen":
+        for p in net.parameters():
+            p.requires_grad = False
+    with cut_every_batch(1 if case == "one core" else 2):
+        loss_alone_stops = case in ("dice", "ce+dice", "sum", "recording", "no_grad")
+        plain_criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+        assert data_parallel.splits_over_cores(net, plain_criterion, x) == loss_alone_stops
+        if case == "recording":
+            with recording.Recording():
+                assert not data_parallel.splits_over_cores(net, criterion, x)
+        elif case == "no_grad":
+            with autograd.no_grad():
+                assert not data_parallel.splits_over_cores(net, criterion, x)
+        else:
+            assert not data_parallel.splits_over_cores(net, criterion, x)
+
+
+def test_batch_norm_in_evaluation_mode_splits():
+    """Running statistics are constants: the shares add up."""
+    x, target = batch(3, 4, 2, 8, 2, 0.1)
+    net = UNet(2, 2, base_channels=3, depth=1, batch_norm=True, dtype="float64").eval()
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    with cut_every_batch():
+        assert data_parallel.splits_over_cores(net, criterion, x)
+        loss_shares, grads_shares = shares_step(net, x, target, criterion)
+    loss_plain, grads_plain = plain_step(net, x, target, criterion)
+    assert loss_shares == pytest.approx(loss_plain, rel=1e-12)
+    for got, expected in zip(grads_shares, grads_plain):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gradients_leaves_grad_alone_and_matches_backward():
+    x, target = batch(4, 2, 2, 8, 2, 0.0)
+    net = FCN(2, 2, width=3, depth=2, dtype="float64")
+    criterion = nn.CrossEntropyLoss()
+    weights = list(net.parameters())
+    found = autograd.gradients(criterion(net(x), target), weights)
+    assert all(p.grad is None for p in weights)
+    criterion(net(x), target).backward()
+    for p, g in zip(weights, found):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-12)
+    with pytest.raises(RuntimeError, match="scalar"):
+        autograd.gradients(net(x), weights)

@@ -1,0 +1,90 @@
+"""Data parallelism on the CPU's cores: each core runs the whole step for its share of the batch.
+
+    loss = loss_and_gradients(model, images, target, criterion)    # the training step's, i.e.:
+
+    if splits_over_cores(model, criterion, images):
+        loss = backward_in_shares(model, images, target, criterion)   # .grad filled, as by:
+    else:
+        loss = model.training_loss(images, target, criterion, rng)   # criterion(model(images), target)
+        loss.backward()
+
+The operators already cut each batch over the cores (functional/sample_threads.py):
+every convolution hands half its samples to the other core and waits for them
+back, about 45 times in a U-Net training step, and the small operators run on
+one core. On the 2-core Intel Xeon measured, a hand-over costs 100-250 us (a
+core that went idle wakes slowly in a virtual machine) and the two halves of
+an operator end up to a millisecond apart (benchmarks/results/kernels.md).
+Here each core takes its share of the samples through the whole forward and
+backward pass, and the shares meet once, at the end:
+
+    share k:  loss_k = (criterion summed over its samples) / D,   g_k = d loss_k / d weights
+    loss = loss_0 + loss_1 + ...          d loss / d weights = g_0 + g_1 + ...   (in share order)
+
+D is the whole batch's mean divisor (its labelled pixels, each counted by its
+class weight: F.mean_divisor), so the shares' losses add up to the batch's
+mean loss and their gradients to its gradient: the numbers of the plain step,
+added in another order. Sums in share order keep the result independent of
+which core finished first.
+
+Where it applies (splits_over_cores): a loss that is a sum over pixels
+(nn.PixelLoss: cross-entropy, focal loss; Dice is a ratio over the whole batch,
+so its shares do not add up), a model whose loss is criterion(model(images),
+target) (not the naive model's windows), no batch norm in training mode (its
+statistics are the whole batch's), NumPy arrays, and a batch that
+sample_threads.over_samples cuts into more than one share.
+"""
+
+from __future__ import annotations
+
+from tinyseg import autograd, backend, recording
+from tinyseg.functional import sample_threads
+from tinyseg.functional.sample_threads import in_order_sum, over_samples
+from tinyseg.models.base import SegmentationModel
+from tinyseg.nn.layers import BatchNorm2d
+from tinyseg.nn.loss import PixelLoss
+from tinyseg.tensor import Tensor
+
+
+def loss_and_gradients(model, images: Tensor, target, criterion, rng=None) -> Tensor:
+    """model.training_loss(images, target, criterion, rng), its gradients added into the weights'
+    .grad: by backward_in_shares where splits_over_cores, else by loss.backward()."""
+    if splits_over_cores(model, criterion, images):
+        return backward_in_shares(model, images, target, criterion)
+    loss = model.training_loss(images, target, criterion, rng)
+    loss.backward()
+    return loss
+
+
+def splits_over_cores(model, criterion, images: Tensor) -> bool:
+    """backward_in_shares gives this step's loss and gradients (the conditions in the module's docstring)."""
+    whole_images = (isinstance(model, SegmentationModel)
+                    and type(model).training_loss is SegmentationModel.training_loss)
+    batch_norm_trains = any(isinstance(m, BatchNorm2d) and m.training for m in model.modules())
+    learns = any(p.requires_grad for p in model.parameters())
+    return (learns and isinstance(criterion, PixelLoss) and criterion.reduction == "mean" and whole_images
+            and not batch_norm_trains and autograd.is_grad_enabled() and not recording.is_recording()
+            and backend.device_of(images.data) == "cpu"
+            and len(sample_threads.sample_shares(len(images), sample_threads.WORKERS)) > 1)
+
+
+def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> Tensor:
+    """criterion(model(images), target) and its backward, each core on its share of the samples.
+
+    images (N, C, H, W), target (N, H, W). Adds d loss / d each parameter into
+    its .grad, as loss.backward() does (zero_grad first, as there), and returns
+    the loss, a scalar Tensor with no graph behind it. Check splits_over_cores first.
+    """
+    weights = [p for p in model.parameters() if p.requires_grad]
+    divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
+
+    def share(start, stop):         # samples start..stop-1: (their part of the loss, its gradients)
+        loss = criterion.part_of_mean(model(images[start:stop]), target[start:stop], divisor)
+        return loss.data, autograd.gradients(loss, weights)
+
+    losses, share_grads = zip(*over_samples(share, images.data))
+    for weight, grads in zip(weights, zip(*share_grads)):
+        if all(g is None for g in grads):                              # no path reaches this weight
+            continue
+        total = in_order_sum([g for g in grads if g is not None])      # each share's, in share order
+        weight.grad = total if weight.grad is None else weight.grad + total
+    return Tensor(in_order_sum(list(losses)))
