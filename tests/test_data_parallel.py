@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg import Tensor, autograd, data_parallel, nn, recording
+from tinyseg import functional as F
 from tinyseg.functional import sample_threads
 from tinyseg.models import FCN, SlidingWindow, UNet
 
@@ -20,8 +21,10 @@ IGNORE = 255
 
 
 def cut_every_batch(workers: int = 2):
-    """sample_threads cuts any batch into `workers` shares, whatever the machine and sample size."""
-    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0, MIN_PASS_SAMPLE_BYTES=0)
+    """sample_threads cuts any batch into `workers` shares, whatever the machine and sample size,
+    on a pool of its own with a thread for each share but the first (they meet, so all run at once)."""
+    return mock.patch.multiple(sample_threads, WORKERS=workers, MIN_SAMPLE_BYTES=0, MIN_PASS_SAMPLE_BYTES=0,
+                               _pool=None)
 
 
 def plain_step(model, x, target, criterion):
@@ -53,25 +56,34 @@ def criteria(name: str, weight):
     return nn.FocalLoss(gamma=2.0, weight=weight, ignore_index=IGNORE)
 
 
-@settings(max_examples=25, deadline=None)
+def network(kind: str, classes: int, seed: int):
+    if kind == "fcn":
+        return FCN(2, classes, width=3, depth=2, seed=seed, dtype="float64")
+    return UNet(2, classes, base_channels=3, depth=2, batch_norm=kind == "unet+bn", seed=seed, dtype="float64")
+
+
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), n=st.integers(2, 5), workers=st.integers(2, 3),
-       side=st.sampled_from([4, 8, 12]), classes=st.integers(2, 4), ignored=st.sampled_from([0.0, 0.3, 1.0]),
-       weighted=st.booleans(), loss=st.sampled_from(["ce", "focal"]), model=st.sampled_from(["unet", "fcn"]))
+       side=st.sampled_from([8, 12, 16]), classes=st.integers(2, 4), ignored=st.sampled_from([0.0, 0.3, 1.0]),
+       weighted=st.booleans(), loss=st.sampled_from(["ce", "focal"]),
+       model=st.sampled_from(["unet", "unet+bn", "fcn"]))
 def test_the_shares_give_the_plain_steps_loss_and_gradients(seed, n, workers, side, classes, ignored,
                                                              weighted, loss, model):
-    """Any batch size, share count, ignored pixels (all but one, too), class weights and pixel loss."""
+    """Any batch size, share count, ignored pixels (all but one, too), class weights, pixel loss,
+    and batch norm in training (its running estimates updated once, with the batch's statistics)."""
     x, target = batch(seed, n, 2, side, classes, ignored)
     weight = np.random.default_rng(seed + 1).uniform(0.2, 3.0, classes) if weighted else None
     criterion = criteria(loss, weight)
-    net = (UNet(2, classes, base_channels=3, depth=2, seed=seed, dtype="float64") if model == "unet"
-           else FCN(2, classes, width=3, depth=2, seed=seed, dtype="float64"))
+    in_shares, plain = network(model, classes, seed), network(model, classes, seed)
     with cut_every_batch(workers):
-        assert data_parallel.splits_over_cores(net, criterion, x)
-        loss_shares, grads_shares = shares_step(net, x, target, criterion)
-    loss_plain, grads_plain = plain_step(net, x, target, criterion)
+        assert data_parallel.splits_over_cores(in_shares, criterion, x)
+        loss_shares, grads_shares = shares_step(in_shares, x, target, criterion)
+    loss_plain, grads_plain = plain_step(plain, x, target, criterion)
     assert loss_shares == pytest.approx(loss_plain, rel=1e-12, abs=1e-12)
     for got, expected in zip(grads_shares, grads_plain):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    for (name, got), (_, expected) in zip(in_shares.named_buffers(), plain.named_buffers()):
+        np.testing.assert_allclose(got.data, expected.data, rtol=1e-12, err_msg=name)
 
 
 def test_gradients_add_into_grad_as_backward_does():
@@ -107,11 +119,11 @@ def test_the_result_does_not_depend_on_which_share_ends_first():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("case", ["batch norm", "dice", "ce+dice", "sum", "naive", "recording", "one core",
-                                  "no_grad", "frozen"])
+@pytest.mark.parametrize("case", ["batch norm on too few values", "dice", "ce+dice", "sum", "naive",
+                                  "recording", "one core", "no_grad", "frozen"])
 def test_steps_whose_shares_would_not_add_up_run_plainly(case):
-    x, target = batch(2, 4, 3, 8, 2, 0.0, "float32")
-    net = UNet(3, 2, base_channels=2, depth=1, batch_norm=case == "batch norm")
+    x, target = batch(2, 2, 3, 2, 2, 0.0, "float32")           # 2 images of 2x2: a 1x1 bottleneck
+    net = UNet(3, 2, base_channels=2, depth=1, batch_norm=case == "batch norm on too few values")
     criterion = {"dice": nn.DiceLoss(ignore_index=IGNORE),
                  "ce+dice": nn.CrossEntropyDiceLoss(ignore_index=IGNORE),
                  "sum": nn.CrossEntropyLoss(ignore_index=IGNORE, reduction="sum")}.get(
@@ -161,3 +173,33 @@ def test_gradients_leaves_grad_alone_and_matches_backward():
         np.testing.assert_allclose(g, p.grad, rtol=1e-12)
     with pytest.raises(RuntimeError, match="scalar"):
         autograd.gradients(net(x), weights)
+
+
+@pytest.mark.parametrize("failing", ["the calling thread's share", "the worker's share"])
+def test_a_share_that_fails_lets_the_others_go_and_its_error_is_raised(failing):
+    """No share waits for ever at a batch norm meeting that a failed share will not come to."""
+    x, target = batch(5, 4, 2, 8, 2, 0.0)
+    net = UNet(2, 2, base_channels=3, depth=1, batch_norm=True, dtype="float64")
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    real = F.batch_norm_relu
+    on_main = failing == "the calling thread's share"
+
+    def breaks_in_one_share(*args, **kwargs):
+        if (threading.current_thread() is runner) == on_main:   # runner: the thread calling over_samples
+            raise ValueError("this share broke")
+        return real(*args, **kwargs)
+
+    raised = []
+
+    def step():
+        try:
+            shares_step(net, x, target, criterion)
+        except BaseException as error:                     # the test looks at it below
+            raised.append(error)
+
+    with cut_every_batch(), mock.patch.object(F, "batch_norm_relu", breaks_in_one_share):
+        runner = threading.Thread(target=step)
+        runner.start()
+        runner.join(timeout=60)
+    assert not runner.is_alive(), "a share still waits at a meeting"
+    assert len(raised) == 1 and isinstance(raised[0], ValueError) and "this share broke" in str(raised[0])

@@ -26,17 +26,23 @@ mean loss and their gradients to its gradient: the numbers of the plain step,
 added in another order. Sums in share order keep the result independent of
 which core finished first.
 
+Batch norm normalises by the whole batch's statistics: its layers in each
+share hand the others their samples' sums and wait for theirs
+(sample_threads.BatchMeetings), so every share normalises by the same numbers,
+those of the batch in one piece. A share that fails lets the others go.
+
 Where it applies (splits_over_cores): a loss that is a sum over pixels
 (nn.PixelLoss: cross-entropy, focal loss; Dice is a ratio over the whole batch,
 so its shares do not add up), a model whose loss is criterion(model(images),
-target) (not the naive model's windows), no batch norm in training mode (its
-statistics are the whole batch's), NumPy arrays, and a batch that
+target) (not the naive model's windows), NumPy arrays, and a batch that
 sample_threads.over_samples cuts into more than one share.
 """
 
 from __future__ import annotations
 
-from tinyseg import autograd, backend, recording
+import threading
+
+from tinyseg import autograd, recording
 from tinyseg.functional import sample_threads
 from tinyseg.functional.sample_threads import in_order_sum, over_samples
 from tinyseg.models.base import SegmentationModel
@@ -59,12 +65,20 @@ def splits_over_cores(model, criterion, images: Tensor) -> bool:
     """backward_in_shares gives this step's loss and gradients (the conditions in the module's docstring)."""
     whole_images = (isinstance(model, SegmentationModel)
                     and type(model).training_loss is SegmentationModel.training_loss)
-    batch_norm_trains = any(isinstance(m, BatchNorm2d) and m.training for m in model.modules())
     learns = any(p.requires_grad for p in model.parameters())
+    shares = sample_threads.shares_of(images.data)
     return (learns and isinstance(criterion, PixelLoss) and criterion.reduction == "mean" and whole_images
-            and not batch_norm_trains and autograd.is_grad_enabled() and not recording.is_recording()
-            and backend.device_of(images.data) == "cpu"
-            and len(sample_threads.sample_shares(len(images), sample_threads.WORKERS)) > 1)
+            and autograd.is_grad_enabled() and not recording.is_recording() and len(shares) > 1
+            and batch_norm_fits(model, images.shape[2:], min(stop - start for start, stop in shares)))
+
+
+def batch_norm_fits(model, size: tuple, samples: int) -> bool:
+    """A share of `samples` images of `size` gives each training batch norm more than one value a
+    channel, which its checks ask of the input in its hands (the whole batch's statistics are
+    what it computes)."""
+    trains = any(isinstance(m, BatchNorm2d) and m.training for m in model.modules())
+    smallest = model.smallest_normalized_map(*size)
+    return not trains or smallest is None or samples * smallest > 1
 
 
 def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> Tensor:
@@ -76,10 +90,18 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     """
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
+    meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data))   # batch norm's
 
     def share(start, stop):         # samples start..stop-1: (their part of the loss, its gradients)
-        loss = criterion.part_of_mean(model(images[start:stop]), target[start:stop], divisor)
-        return loss.data, autograd.gradients(loss, weights)
+        try:
+            with sample_threads.meeting_as(meetings, start):
+                loss = criterion.part_of_mean(model(images[start:stop]), target[start:stop], divisor)
+                return loss.data, autograd.gradients(loss, weights)
+        except threading.BrokenBarrierError:        # another share failed first: over_samples raises
+            return None                             # its error, not this one
+        except BaseException:
+            meetings.abort()                        # the shares waiting at a meeting go on, and stop
+            raise
 
     losses, share_grads = zip(*over_samples(share, images.data))
     for weight, grads in zip(weights, zip(*share_grads)):

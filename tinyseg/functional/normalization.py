@@ -54,6 +54,10 @@ the hand-over would cost more): one sample's passes then read it from the
 core's cache, not from memory. The variance combines each sample's mean and
 squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
 (sample mean - mean)^2), so the statistics take one pass over the batch.
+Where each core runs the whole training step for its share of the batch
+(data_parallel.py), the shares hand each other their samples' sums
+(sample_threads.whole_batch) and all compute the whole batch's statistics, and
+only the first updates the running estimates.
 The (C, 1, 1) vectors are broadcast along a sample's rows of H*W inside
 backend.buffer_within_rows: on rows of 4096 numbers or fewer NumPy would copy
 them into its buffer first (measured in benchmarks/results/kernels.md).
@@ -71,7 +75,7 @@ from __future__ import annotations
 from tinyseg import backend
 from tinyseg.functional import activation
 from tinyseg.functional.activation import relu_backward_sample
-from tinyseg.functional.sample_threads import over_samples
+from tinyseg.functional.sample_threads import over_samples, updates_kept_state, whole_batch
 from tinyseg.functional.validate import check_same_device_and_dtype, check_tensor
 from tinyseg.tensor import Tensor
 
@@ -154,13 +158,13 @@ def normalization(op: str, x: Tensor, running_mean, running_var, weight, bias, t
     """batch_norm (relu False) or batch_norm_relu (relu True): the checks, forward and backward rule."""
     check_batch_norm_args(op, x, running_mean, running_var, weight, bias, training)
     xp = x.xp
-    n, c, h, w = x.shape
-    m = n * h * w                                               # values per channel
+    c = x.shape[1]
     use_batch_stats = training or running_mean is None
 
+    m = None                                                    # values per channel in the batch
     if use_batch_stats:
-        mean, var = batch_statistics(xp, x.data)                # (C,), (C,) biased: divides by M
-        if training and running_mean is not None:               # update the running estimates in place
+        mean, var, m = batch_statistics(xp, x.data)             # (C,), (C,) biased: divides by M
+        if training and running_mean is not None and updates_kept_state():   # in place, once
             update_running_estimates(running_mean, running_var, mean, var, m, momentum)
     else:
         mean, var = running_mean.data, running_var.data         # (C,)
@@ -173,14 +177,15 @@ def normalization(op: str, x: Tensor, running_mean, running_var, weight, bias, t
 
     def backward(gy):                                           # gy: (N, C, H, W); keeps x.data
         need_dot = use_batch_stats or (weight is not None and weight.requires_grad)
-        gy, gy_sum, gy_x = gradient_sums(xp, gy, x.data if need_dot else None, relu_output)  # (C,), (C,)
-        d = gy_x - mean * gy_sum if need_dot else None          # (C,) sum(gy * (x - mean))
+        gy, rows = gradient_sums(xp, gy, x.data if need_dot else None, relu_output)   # (N, 1 or 2, C)
+        gy_sum, d = sums_and_d(rows, mean)                      # (C,) each, over these samples
         gx = None
         if x.requires_grad:
             a = scale                                           # weight / std
-            if use_batch_stats:                                 # mean and var depend on x
-                b = -scale * d * inv_std ** 2 / m
-                shift_c = -a * gy_sum / m - b * mean
+            if use_batch_stats:                                 # mean and var depend on x: the
+                batch_sum, batch_d = sums_and_d(whole_batch(rows), mean)      # whole batch's sums
+                b = -scale * batch_d * inv_std ** 2 / m
+                shift_c = -a * batch_sum / m - b * mean
                 into = gy if relu else None                     # with relu, gradient_sums made gy anew
                 gx = affine(xp, gy, a, shift_c, x.data, b, out=into)   # (N, C, H, W): gy * a + x * b + c
             else:                                               # mean and var are constants
@@ -223,7 +228,9 @@ def check_batch_norm_args(op: str, x: Tensor, running_mean, running_var, weight,
 
 
 def batch_statistics(xp, x):
-    """(mean, biased variance) of each channel of x (N, C, H, W), sample by sample on the cores.
+    """(mean, biased variance, M) of each channel of x (N, C, H, W), sample by sample on the cores;
+    M = N * H * W values a channel. In a share of a batch that runs in shares (data_parallel.py),
+    those of the whole batch.
 
     Each sample gives its channels' means and sums of squared deviations M2_s;
     Chan's rule joins them: M2 = sum_s M2_s + (H*W) * sum_s (mean_s - mean)^2.
@@ -242,15 +249,24 @@ def batch_statistics(xp, x):
                 squares[sample] = xp.einsum("ci,ci->c", centred, centred)
 
     over_samples(share, x, passes_only=True)
+    stats = whole_batch(xp.stack([means, squares], axis=1))     # (N, 2, C): all shares' samples
+    means, squares, m = stats[:, 0], stats[:, 1], len(stats) * pixels
     mean = means.mean(axis=0)                                   # (C,)
     spread = means - mean                                       # (N, C)
     m2 = squares.sum(axis=0) + pixels * xp.einsum("nc,nc->c", spread, spread)
-    return mean, m2 / (n * pixels)
+    return mean, m2 / m, m
+
+
+def sums_and_d(rows, mean) -> tuple:
+    """(sum(gy), D = sum(gy * (x - mean)) = sum(gy * x) - mean * sum(gy) or None), each (C,),
+    over the samples of gradient_sums' rows (N, 1 or 2, C)."""
+    sums = rows.sum(axis=0)                                     # (1 or 2, C)
+    return sums[0], (sums[1] - mean * sums[0] if len(sums) == 2 else None)
 
 
 def gradient_sums(xp, gy, x=None, gy_mask=None):
-    """(gy, sum(gy), sum(gy * x) or None): the sums over N, H, W for each channel, (C,), (C,),
-    sample by sample.
+    """(gy, rows): each sample's sums over H, W for each channel, rows (N, 1, C) of sum(gy), or
+    (N, 2, C) of sum(gy) and sum(gy * x) where x is given; sample by sample.
 
     gy_mask None, or relu(y) of batch_norm_relu: gy arrives as dL/d relu(y), and
     ReLU's backward, gy * (gy_mask > 0), is made in the same pass, summed, and
@@ -272,7 +288,7 @@ def gradient_sums(xp, gy, x=None, gy_mask=None):
                 dots[sample] = xp.einsum("ci,ci->c", values, x[sample].reshape(c, -1))
 
     over_samples(share, gy, passes_only=True)
-    return passed, gy_sums.sum(axis=0), None if x is None else dots.sum(axis=0)
+    return passed, (gy_sums[:, None] if x is None else xp.stack([gy_sums, dots], axis=1))
 
 
 def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=None):

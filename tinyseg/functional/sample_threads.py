@@ -91,11 +91,9 @@ def over_samples(work, batch, passes_only: bool = False) -> list:
     (backend.blas_thread_functions).
     """
     n = len(batch)
-    shares = sample_shares(n, WORKERS)
-    least = MIN_PASS_SAMPLE_BYTES if passes_only else MIN_SAMPLE_BYTES
-    if (len(shares) == 1 or batch[0].nbytes < least or backend.device_of(batch) != "cpu"
-            or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
-        return [work(0, n)]                              # (a share never cuts its samples again)
+    shares = shares_of(batch, passes_only)
+    if len(shares) == 1:
+        return [work(0, n)]
     with backend.blas_threads(1), on_cpu(CPUS[0]):
         futures = [pool().submit(run_share, work, start, stop) for start, stop in shares[1:]]
         try:
@@ -103,6 +101,17 @@ def over_samples(work, batch, passes_only: bool = False) -> list:
         finally:
             rest = [future.result() for future in futures]   # all done before the block ends
     return [first] + rest
+
+
+def shares_of(batch, passes_only: bool = False) -> list[tuple[int, int]]:
+    """The (start, stop) shares over_samples cuts `batch` into (its docstring says when one)."""
+    n = len(batch)
+    shares = sample_shares(n, WORKERS)
+    least = MIN_PASS_SAMPLE_BYTES if passes_only else MIN_SAMPLE_BYTES
+    if (len(shares) == 1 or batch[0].nbytes < least or backend.device_of(batch) != "cpu"
+            or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
+        return [(0, n)]                                  # (a share never cuts its samples again)
+    return shares
 
 
 def in_order_sum(parts):
@@ -125,6 +134,68 @@ def matmul_without_gil(a, b):
     if a.shape[0] * b.shape[1] > MATMUL_KEEPS_GIL_UP_TO:
         return a @ b
     return backend.get_array_module(a).dot(a, b)
+
+
+class BatchMeetings:
+    """Where the shares of one batch meet while each runs a whole training step (data_parallel.py).
+
+    An operator that needs the whole batch (batch norm's sums over every sample)
+    hands in its share's rows (whole_batch) and waits until every share has;
+    each then reads the same (N, ...) array, the rows in sample order, so every
+    share computes the same numbers from it, those of a batch in one piece.
+    The shares must all run at once, as over_samples runs them (its pool has a
+    thread for each share but the first, which the calling thread runs).
+    """
+
+    def __init__(self, shares: list):
+        self.shares = shares                             # [(start, stop), ...], as shares_of cut them
+        self.barrier = threading.Barrier(len(shares))
+        self.joined = {}                                 # meeting number -> the (N, ...) array filled
+        self.lock = threading.Lock()
+
+    def join(self, meeting: int, part, start: int):
+        """The (N, ...) array of every share's rows at this meeting, `part` at rows start.. among them."""
+        with self.lock:                                  # the first share to come makes it
+            if meeting not in self.joined:
+                n = self.shares[-1][1]
+                xp = backend.get_array_module(part)
+                self.joined[meeting] = xp.empty((n,) + part.shape[1:], dtype=part.dtype)
+            whole = self.joined[meeting]
+        whole[start:start + len(part)] = part
+        self.barrier.wait()                              # every share's rows are in
+        return whole
+
+    def abort(self) -> None:
+        """A share failed: the others, waiting at a meeting or coming to one, get BrokenBarrierError."""
+        self.barrier.abort()
+
+
+@contextlib.contextmanager
+def meeting_as(meetings: BatchMeetings, start: int):
+    """Inside the block, this thread is the share from sample `start` of a batch meeting at `meetings`."""
+    _in_share.meetings, _in_share.start, _in_share.meeting = meetings, start, 0
+    try:
+        yield
+    finally:
+        _in_share.meetings = None
+
+
+def whole_batch(part):
+    """`part`, the (n, ...) rows of this thread's samples, with the other shares' rows: the (N, ...)
+    rows of the whole batch where it runs in shares through the whole step (data_parallel.py),
+    else `part` itself. Every share calls it equally often, in the same order (the same
+    operators of the same model do)."""
+    meetings = getattr(_in_share, "meetings", None)
+    if meetings is None:
+        return part
+    _in_share.meeting += 1
+    return meetings.join(_in_share.meeting, part, _in_share.start)
+
+
+def updates_kept_state() -> bool:
+    """Whether this thread updates what is kept between steps (batch norm's running estimates):
+    False in all but the first share of a batch that runs in shares through the whole step."""
+    return getattr(_in_share, "meetings", None) is None or _in_share.start == 0
 
 
 def run_share(work, start: int, stop: int):
