@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg import Tensor, autograd, data_parallel, nn, recording
+from tinyseg import Tensor, autograd, backend, data_parallel, nn, recording
 from tinyseg import functional as F
 from tinyseg.functional import sample_threads
 from tinyseg.models import FCN, SlidingWindow, UNet
@@ -203,3 +203,15 @@ def test_a_share_that_fails_lets_the_others_go_and_its_error_is_raised(failing):
         runner.join(timeout=60)
     assert not runner.is_alive(), "a share still waits at a meeting"
     assert len(raised) == 1 and isinstance(raised[0], ValueError) and "this share broke" in str(raised[0])
+
+
+def test_whole_steps_are_cut_at_any_sample_size_where_operators_are_not():
+    """A share's whole step pays one hand-over, an operator's share one each: the step cuts smaller samples."""
+    if backend.blas_thread_functions() is None:
+        pytest.skip("NumPy's BLAS threads cannot be set here: nothing is cut")
+    x, target = batch(6, 4, 3, 8, 2, 0.0, "float32")                # 768 bytes a sample
+    net = UNet(3, 2, base_channels=2, depth=1)
+    with mock.patch.object(sample_threads, "WORKERS", 2):
+        assert len(sample_threads.shares_of(x.data)) == 1
+        assert len(sample_threads.shares_of(x.data, whole_steps=True)) == 2
+        assert data_parallel.splits_over_cores(net, nn.CrossEntropyLoss(), x)

@@ -1,10 +1,10 @@
 """Data parallelism on the CPU's cores: each core runs the whole step for its share of the batch.
 
-    loss = loss_and_gradients(model, images, target, criterion)    # the training step's, i.e.:
+    loss = loss_and_gradients(model, images, target, criterion)    # train.py's step, which runs
 
     if splits_over_cores(model, criterion, images):
-        loss = backward_in_shares(model, images, target, criterion)   # .grad filled, as by:
-    else:
+        loss = backward_in_shares(model, images, target, criterion)   # .grad filled as by the
+    else:                                                             # plain step:
         loss = model.training_loss(images, target, criterion, rng)   # criterion(model(images), target)
         loss.backward()
 
@@ -34,8 +34,9 @@ those of the batch in one piece. A share that fails lets the others go.
 Where it applies (splits_over_cores): a loss that is a sum over pixels
 (nn.PixelLoss: cross-entropy, focal loss; Dice is a ratio over the whole batch,
 so its shares do not add up), a model whose loss is criterion(model(images),
-target) (not the naive model's windows), NumPy arrays, and a batch that
-sample_threads.over_samples cuts into more than one share.
+target) (not the naive model's windows), NumPy arrays, and more than one
+core (sample_threads.shares_of, whole_steps: at any sample size, as a share's
+whole step is worth its one hand-over).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def splits_over_cores(model, criterion, images: Tensor) -> bool:
     whole_images = (isinstance(model, SegmentationModel)
                     and type(model).training_loss is SegmentationModel.training_loss)
     learns = any(p.requires_grad for p in model.parameters())
-    shares = sample_threads.shares_of(images.data)
+    shares = sample_threads.shares_of(images.data, whole_steps=True)
     return (learns and isinstance(criterion, PixelLoss) and criterion.reduction == "mean" and whole_images
             and autograd.is_grad_enabled() and not recording.is_recording() and len(shares) > 1
             and batch_norm_fits(model, images.shape[2:], min(stop - start for start, stop in shares)))
@@ -90,7 +91,7 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     """
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
-    meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data))   # batch norm's
+    meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data, whole_steps=True))
 
     def share(start, stop):         # samples start..stop-1: (their part of the loss, its gradients)
         try:
@@ -103,7 +104,7 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
             meetings.abort()                        # the shares waiting at a meeting go on, and stop
             raise
 
-    losses, share_grads = zip(*over_samples(share, images.data))
+    losses, share_grads = zip(*over_samples(share, images.data, whole_steps=True))
     for weight, grads in zip(weights, zip(*share_grads)):
         if all(g is None for g in grads):                              # no path reaches this weight
             continue

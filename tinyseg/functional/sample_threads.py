@@ -25,7 +25,9 @@ Handing a share to the worker and waiting for it back costs about 90 us on
 the 2-core Intel Xeon measured. Work that is only passes over memory
 (ReLU, max pooling, batch norm: no product) gains less from the second core,
 so its samples are cut only from MIN_PASS_SAMPLE_BYTES (512 KiB) on; smaller
-ones run on the calling thread (over_samples(..., passes_only=True)).
+ones run on the calling thread (over_samples(..., passes_only=True)). A whole
+training step for a share of the batch (data_parallel.py) pays one hand-over
+a step, and is cut at any sample size (whole_steps=True).
 
 A batch is cut over one thread per CPU the process may use, or fewer where
 OMP_NUM_THREADS or OPENBLAS_NUM_THREADS says so (the limit a user sets for
@@ -80,18 +82,19 @@ def sample_shares(n: int, workers: int) -> list[tuple[int, int]]:
     return shares
 
 
-def over_samples(work, batch, passes_only: bool = False) -> list:
+def over_samples(work, batch, passes_only: bool = False, whole_steps: bool = False) -> list:
     """[work(start, stop) for each share of range(len(batch))], run at once, BLAS on one thread each.
 
     batch: the (N, ...) array whose samples are cut. One share on this thread,
     with the BLAS's own threads, for a batch of one, one core, a GPU array, a
     sample of fewer than MIN_SAMPLE_BYTES (MIN_PASS_SAMPLE_BYTES where the
     caller says its work is passes_only: elementwise maps and sums, no
-    product), or where NumPy's BLAS threads cannot be set
+    product; no least size where it is whole_steps: a training step's forward
+    and backward), or where NumPy's BLAS threads cannot be set
     (backend.blas_thread_functions).
     """
     n = len(batch)
-    shares = shares_of(batch, passes_only)
+    shares = shares_of(batch, passes_only, whole_steps)
     if len(shares) == 1:
         return [work(0, n)]
     with backend.blas_threads(1), on_cpu(CPUS[0]):
@@ -103,11 +106,11 @@ def over_samples(work, batch, passes_only: bool = False) -> list:
     return [first] + rest
 
 
-def shares_of(batch, passes_only: bool = False) -> list[tuple[int, int]]:
+def shares_of(batch, passes_only: bool = False, whole_steps: bool = False) -> list[tuple[int, int]]:
     """The (start, stop) shares over_samples cuts `batch` into (its docstring says when one)."""
     n = len(batch)
     shares = sample_shares(n, WORKERS)
-    least = MIN_PASS_SAMPLE_BYTES if passes_only else MIN_SAMPLE_BYTES
+    least = 0 if whole_steps else MIN_PASS_SAMPLE_BYTES if passes_only else MIN_SAMPLE_BYTES
     if (len(shares) == 1 or batch[0].nbytes < least or backend.device_of(batch) != "cpu"
             or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
         return [(0, n)]                                  # (a share never cuts its samples again)
