@@ -22,7 +22,7 @@ from tinyseg.functional.padding import pad
 from tinyseg.functional.pooling import max_pool2d
 
 __all__ = ["conv2d", "conv2d_relu", "conv_transpose2d", "max_pool2d", "cross_entropy", "dice_loss",
-           "mean_divisor", "focal_loss", "relu", "softmax", "log_softmax", "pad", "pad_to_multiple", "crop_like",
-           "batch_norm", "batch_norm_relu", "linear", "kernels", "cross_entropy_textbook",
+           "mean_divisor", "focal_loss", "relu", "softmax", "log_softmax", "pad", "pad_to_multiple",
+           "crop_like", "batch_norm", "batch_norm_relu", "linear", "kernels", "cross_entropy_textbook",
            "batch_norm_textbook", "dice_loss_textbook", "focal_loss_textbook", "conv2d_relu_textbook",
            "batch_norm_relu_textbook"]
