@@ -215,3 +215,14 @@ def test_whole_steps_are_cut_at_any_sample_size_where_operators_are_not():
         assert len(sample_threads.shares_of(x.data)) == 1
         assert len(sample_threads.shares_of(x.data, whole_steps=True)) == 2
         assert data_parallel.splits_over_cores(net, nn.CrossEntropyLoss(), x)
+
+
+def test_bad_input_is_refused_with_the_whole_batchs_shapes():
+    """Checked before the batch is cut: the message names the shapes the caller passed."""
+    x, target = batch(7, 4, 3, 8, 2, 0.0, "float32")
+    net = UNet(2, 2, base_channels=2, depth=1)                       # 2 input channels, not 3
+    with cut_every_batch(), pytest.raises(ValueError, match=r"\(4, 3, 8, 8\)"):
+        data_parallel.backward_in_shares(net, x, target, nn.CrossEntropyLoss())
+    net = UNet(3, 2, base_channels=2, depth=1)
+    with cut_every_batch(), pytest.raises(ValueError, match=r"target has shape \(4, 8, 7\)"):
+        data_parallel.backward_in_shares(net, x, target[:, :, :7], nn.CrossEntropyLoss())

@@ -89,6 +89,10 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     its .grad, as loss.backward() does (zero_grad first, as there), and returns
     the loss, a scalar Tensor with no graph behind it. Check splits_over_cores first.
     """
+    model.check_input(images)                       # errors name the batch's shapes, not a share's
+    if tuple(target.shape) != (len(images),) + tuple(images.shape[2:]):
+        raise ValueError(f"{type(criterion).__name__}: target has shape {tuple(target.shape)}, expected "
+                         f"{(len(images),) + tuple(images.shape[2:])} for images of shape {images.shape}")
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
     meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data, whole_steps=True))
