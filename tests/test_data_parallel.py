@@ -226,3 +226,6 @@ def test_bad_input_is_refused_with_the_whole_batchs_shapes():
     net = UNet(3, 2, base_channels=2, depth=1)
     with cut_every_batch(), pytest.raises(ValueError, match=r"target has shape \(4, 8, 7\)"):
         data_parallel.backward_in_shares(net, x, target[:, :, :7], nn.CrossEntropyLoss())
+    with cut_every_batch(), pytest.raises(ValueError, match=r"labels \[5\] outside \[0, 2\) for input of shape "
+                                                            r"\(4, 2, 8, 8\)"):
+        data_parallel.backward_in_shares(net, x, np.where(target == 1, 5, target), nn.CrossEntropyLoss())

@@ -45,6 +45,7 @@ import threading
 
 from tinyseg import autograd, recording
 from tinyseg.functional import sample_threads
+from tinyseg.functional.loss import check_labels
 from tinyseg.functional.sample_threads import in_order_sum, over_samples
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn.layers import BatchNorm2d
@@ -90,9 +91,8 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     the loss, a scalar Tensor with no graph behind it. Check splits_over_cores first.
     """
     model.check_input(images)                       # errors name the batch's shapes, not a share's
-    if tuple(target.shape) != (len(images),) + tuple(images.shape[2:]):
-        raise ValueError(f"{type(criterion).__name__}: target has shape {tuple(target.shape)}, expected "
-                         f"{(len(images),) + tuple(images.shape[2:])} for images of shape {images.shape}")
+    logits_shape = (len(images), model.num_classes) + tuple(images.shape[2:])
+    target = check_labels(type(criterion).__name__, logits_shape, images.device, target, criterion.ignore_index)
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
     meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data, whole_steps=True))

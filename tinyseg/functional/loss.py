@@ -200,27 +200,34 @@ def check_loss_input(op: str, logits: Tensor, reduction: str) -> None:
 
 def check_target(op: str, logits: Tensor, target, ignore_index: int):
     """The target as an integer array of shape (N, H, W) with labels in [0, C) or ignored."""
+    return check_labels(op, logits.shape, logits.device, target, ignore_index)
+
+
+def check_labels(op: str, logits_shape: tuple, device: str, target, ignore_index: int):
+    """check_target for logits of `logits_shape` (N, C[, H, W]) on `device`, before they exist
+    (data_parallel.py checks the whole batch's target before it cuts the batch)."""
     data = target.data if isinstance(target, Tensor) else target
     if not backend.is_array(data):
         data = np.asarray(data)
-    expected = (logits.shape[0],) + logits.shape[2:]
+    logits_shape = tuple(logits_shape)
+    expected = (logits_shape[0],) + logits_shape[2:]
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {data.dtype} "
                         f"(shape {tuple(data.shape)}); convert with .astype(int)")
     if tuple(data.shape) != expected:
         raise ValueError(f"{op}: target has shape {tuple(data.shape)}, expected {expected} "
-                         f"for input of shape {logits.shape}")
-    if backend.device_of(data) != logits.device:
-        raise ValueError(f"{op}: input is on {logits.device} but target is on "
+                         f"for input of shape {logits_shape}")
+    if backend.device_of(data) != device:
+        raise ValueError(f"{op}: input is on {device} but target is on "
                          f"{backend.device_of(data)}")
-    n_classes = logits.shape[1]
+    n_classes = logits_shape[1]
     if data.size == 0 or (int(data.min()) >= 0 and int(data.max()) < n_classes):
         return data.astype(np.int64, copy=False)                    # the common case: two passes
     bad = ((data < 0) | (data >= n_classes)) & (data != ignore_index)
     if bool(bad.any()):
         values = sorted(set(backend.to_numpy(data[bad]).tolist()))[:5]
         raise ValueError(f"{op}: target holds labels {values} outside [0, {n_classes}) for input "
-                         f"of shape {logits.shape} (ignore_index is {ignore_index})")
+                         f"of shape {logits_shape} (ignore_index is {ignore_index})")
     return data.astype(np.int64, copy=False)
 
 
