@@ -44,9 +44,8 @@ from __future__ import annotations
 import threading
 
 from tinyseg import autograd, recording
-from tinyseg.functional import sample_threads
 from tinyseg.functional.loss import check_labels
-from tinyseg.functional.sample_threads import in_order_sum, over_samples
+from tinyseg.functional.sample_threads import BatchMeetings, in_order_sum, meeting_as, over_samples, shares_of
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn.layers import BatchNorm2d
 from tinyseg.nn.loss import PixelLoss
@@ -68,7 +67,7 @@ def splits_over_cores(model, criterion, images: Tensor) -> bool:
     whole_images = (isinstance(model, SegmentationModel)
                     and type(model).training_loss is SegmentationModel.training_loss)
     learns = any(p.requires_grad for p in model.parameters())
-    shares = sample_threads.shares_of(images.data, whole_steps=True)
+    shares = shares_of(images.data, whole_steps=True)
     return (learns and isinstance(criterion, PixelLoss) and criterion.reduction == "mean" and whole_images
             and autograd.is_grad_enabled() and not recording.is_recording() and len(shares) > 1
             and batch_norm_fits(model, images.shape[2:], min(stop - start for start, stop in shares)))
@@ -95,11 +94,11 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     target = check_labels(type(criterion).__name__, logits_shape, images.device, target, criterion.ignore_index)
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
-    meetings = sample_threads.BatchMeetings(sample_threads.shares_of(images.data, whole_steps=True))
+    meetings = BatchMeetings(shares_of(images.data, whole_steps=True))
 
     def share(start, stop):         # samples start..stop-1: (their part of the loss, its gradients)
         try:
-            with sample_threads.meeting_as(meetings, start):
+            with meeting_as(meetings, start):
                 loss = criterion.part_of_mean(model(images[start:stop]), target[start:stop], divisor)
                 return loss.data, autograd.gradients(loss, weights)
         except threading.BrokenBarrierError:        # another share failed first: over_samples raises
