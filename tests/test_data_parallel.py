@@ -217,15 +217,19 @@ def test_whole_steps_are_cut_at_any_sample_size_where_operators_are_not():
         assert data_parallel.splits_over_cores(net, nn.CrossEntropyLoss(), x)
 
 
-def test_bad_input_is_refused_with_the_whole_batchs_shapes():
-    """Checked before the batch is cut: the message names the shapes the caller passed."""
-    x, target = batch(7, 4, 3, 8, 2, 0.0, "float32")
-    net = UNet(2, 2, base_channels=2, depth=1)                       # 2 input channels, not 3
-    with cut_every_batch(), pytest.raises(ValueError, match=r"\(4, 3, 8, 8\)"):
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 6), workers=st.integers(2, 3), side=st.sampled_from([4, 8]),
+       bad=st.sampled_from(["channels", "target shape", "labels"]))
+def test_bad_input_is_refused_with_the_whole_batchs_shapes(n, workers, side, bad):
+    """Checked before the batch is cut: the message names the shapes the caller passed, not a share's."""
+    x, target = batch(7, n, 3, side, 2, 0.0, "float32")
+    net = UNet(2 if bad == "channels" else 3, 2, base_channels=2, depth=1)
+    if bad == "target shape":
+        target = target[:, :, :-1]
+    if bad == "labels":
+        target = np.where(target == 1, 5, target)
+    expected = {"channels": rf"got \({n}, 3, {side}, {side}\)",
+                "target shape": rf"target has shape \({n}, {side}, {side - 1}\)",
+                "labels": rf"labels \[5\] outside \[0, 2\) for input of shape \({n}, 2, {side}, {side}\)"}[bad]
+    with cut_every_batch(workers), pytest.raises(ValueError, match=expected):
         data_parallel.backward_in_shares(net, x, target, nn.CrossEntropyLoss())
-    net = UNet(3, 2, base_channels=2, depth=1)
-    with cut_every_batch(), pytest.raises(ValueError, match=r"target has shape \(4, 8, 7\)"):
-        data_parallel.backward_in_shares(net, x, target[:, :, :7], nn.CrossEntropyLoss())
-    with cut_every_batch(), pytest.raises(ValueError, match=r"labels \[5\] outside \[0, 2\) for input of shape "
-                                                            r"\(4, 2, 8, 8\)"):
-        data_parallel.backward_in_shares(net, x, np.where(target == 1, 5, target), nn.CrossEntropyLoss())
