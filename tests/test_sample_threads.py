@@ -29,6 +29,20 @@ def test_shares_cover_the_batch_in_order_and_differ_by_at_most_one(n, workers):
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
 
 
+@given(start=st.integers(0, 20), count=st.integers(1, 30), sample_bytes=st.integers(1, 5000),
+       group_bytes=st.integers(1, 20000))
+def test_sample_groups_cover_the_share_in_order_each_within_the_group_bytes_or_one_sample(
+        start, count, sample_bytes, group_bytes):
+    stop = start + count
+    with mock.patch.object(sample_threads, "GROUP_BYTES", group_bytes):
+        groups = sample_threads.sample_groups(start, stop, sample_bytes)
+    assert [i for first, last in groups for i in range(first, last)] == list(range(start, stop))
+    sizes = [last - first for first, last in groups]
+    assert min(sizes) >= 1 and sizes[0] == max(sizes)          # the first group is the largest
+    assert all(size == 1 or size * sample_bytes <= group_bytes for size in sizes)
+    assert all(size * sample_bytes > group_bytes - sample_bytes for size in sizes[:-1])   # none smaller
+
+
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 9), workers=st.integers(1, 3))
 def test_each_sample_is_handled_once_and_the_parts_come_back_in_share_order(n, workers):

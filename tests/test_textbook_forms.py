@@ -16,6 +16,8 @@ is that of <v, f(x)> for a drawn v, so every output element counts.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 from strategies import conv_configs, cross_entropy_cases, normal_arrays, seeds
 from tinyseg import Tensor, autograd, backend
 from tinyseg import functional as F
+from tinyseg.functional import sample_threads
 
 TOLERANCE = dict(rtol=1e-10, atol=1e-12)
 
@@ -107,10 +110,16 @@ def batch_norm_cases(draw):
 
 
 @settings(max_examples=40)
-@given(case=batch_norm_cases(), seed=seeds, relu=st.booleans())
-def test_batch_norm_equals_its_textbook_form(device, case, seed, relu):
+@given(case=batch_norm_cases(), seed=seeds, relu=st.booleans(), group_bytes=st.integers(1, 2048))
+def test_batch_norm_equals_its_textbook_form(device, case, seed, relu, group_bytes):
     """Value, the gradients of x, weight and bias, and the running estimates each form leaves;
-    with relu, batch_norm_relu against relu(batch_norm_textbook) (about half of it cut to 0)."""
+    with relu, batch_norm_relu against relu(batch_norm_textbook) (about half of it cut to 0).
+    The fused form's passes take samples in groups of up to group_bytes (one sample at least)."""
+    with mock.patch.object(sample_threads, "GROUP_BYTES", group_bytes):
+        batch_norm_forms_agree(device, case, seed, relu)
+
+
+def batch_norm_forms_agree(device, case, seed, relu):
     rng = np.random.default_rng(seed)
     c = case["x"].shape[1]
     x = Tensor(case["x"], device=device, requires_grad=True)

@@ -49,7 +49,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def relu_backward_sample(grad, out, passes, into):
-    """into = grad * (out > 0): ReLU's backward for one sample, given its output `out`.
+    """into = grad * (out > 0): ReLU's backward for one sample (or a group), given its output `out`.
 
     passes: a bool buffer shaped like out (the mask); into: where the gradient
     goes (returned). The fused convolution (fast_conv.py, trick 11) runs the

@@ -51,9 +51,12 @@ stored: backward keeps only x (which its producer keeps anyway) and four
 Each pass runs sample by sample, the batch cut over the cores
 (sample_threads.over_samples; samples under 512 KiB stay on one core, where
 the hand-over would cost more): one sample's passes then read it from the
-core's cache, not from memory. The variance combines each sample's mean and
-squared deviations (Chan's rule: M2 = sum of the samples' M2 + (H*W) * sum of
-(sample mean - mean)^2), so the statistics take one pass over the batch.
+core's cache, not from memory; samples smaller than 1 MiB go a few at a time
+(sample_threads.sample_groups: fewer NumPy calls, so the threads of a
+data-parallel step hand Python's lock to each other less often). The variance
+combines each sample's mean and squared deviations (Chan's rule: M2 = sum of
+the samples' M2 + (H*W) * sum of (sample mean - mean)^2), so the statistics
+take one pass over the batch.
 Where each core runs the whole training step for its share of the batch
 (data_parallel.py), the shares hand each other their samples' sums
 (sample_threads.whole_batch) and all compute the whole batch's statistics, and
@@ -75,7 +78,8 @@ from __future__ import annotations
 from tinyseg import backend
 from tinyseg.functional import activation
 from tinyseg.functional.activation import relu_backward_sample
-from tinyseg.functional.sample_threads import over_samples, updates_kept_state, whole_batch
+from tinyseg.functional.sample_threads import (over_samples, sample_groups, updates_kept_state,
+                                               whole_batch)
 from tinyseg.functional.validate import check_same_device_and_dtype, check_tensor
 from tinyseg.tensor import Tensor
 
@@ -242,11 +246,11 @@ def batch_statistics(xp, x):
 
     def share(start, stop):
         with backend.buffer_within_rows(xp, pixels):            # the mean broadcast along rows of H*W
-            for sample in range(start, stop):
-                values = x[sample].reshape(c, -1)               # (C, H*W)
-                means[sample] = values.mean(axis=1)
-                centred = values - means[sample].reshape(c, 1)  # (C, H*W), one sample
-                squares[sample] = xp.einsum("ci,ci->c", centred, centred)
+            for first, last in sample_groups(start, stop, x[0].nbytes):   # one sample, or a few small ones
+                values = x[first:last].reshape(last - first, c, -1)          # (g, C, H*W)
+                means[first:last] = values.mean(axis=2)
+                centred = values - means[first:last, :, None]                # (g, C, H*W), in cache
+                squares[first:last] = xp.einsum("gci,gci->gc", centred, centred)
 
     over_samples(share, x, passes_only=True)
     stats = whole_batch(xp.stack([means, squares], axis=1))     # (N, 2, C): all shares' samples
@@ -266,7 +270,7 @@ def sums_and_d(rows, mean) -> tuple:
 
 def gradient_sums(xp, gy, x=None, gy_mask=None):
     """(gy, rows): each sample's sums over H, W for each channel, rows (N, 1, C) of sum(gy), or
-    (N, 2, C) of sum(gy) and sum(gy * x) where x is given; sample by sample.
+    (N, 2, C) of sum(gy) and sum(gy * x) where x is given; sample by sample (a few small ones at once).
 
     gy_mask None, or relu(y) of batch_norm_relu: gy arrives as dL/d relu(y), and
     ReLU's backward, gy * (gy_mask > 0), is made in the same pass, summed, and
@@ -278,21 +282,25 @@ def gradient_sums(xp, gy, x=None, gy_mask=None):
     passed = gy if gy_mask is None else xp.empty_like(gy)      # (N, C, H, W)
 
     def share(start, stop):
-        mask = None if gy_mask is None else xp.empty(gy.shape[1:], dtype=bool)   # one sample's
-        for sample in range(start, stop):
+        groups = sample_groups(start, stop, gy[0].nbytes)      # one sample, or a few small ones
+        most = groups[0][1] - groups[0][0]                      # the first group is the largest
+        mask = None if gy_mask is None else xp.empty((most,) + gy.shape[1:], dtype=bool)
+        for first, last in groups:
             if gy_mask is not None:
-                relu_backward_sample(gy[sample], gy_mask[sample], mask, passed[sample])
-            values = passed[sample].reshape(c, -1)              # (C, H*W)
-            gy_sums[sample] = values.sum(axis=1)
+                relu_backward_sample(gy[first:last], gy_mask[first:last], mask[:last - first],
+                                     passed[first:last])
+            values = passed[first:last].reshape(last - first, c, -1)      # (g, C, H*W)
+            gy_sums[first:last] = values.sum(axis=2)
             if x is not None:
-                dots[sample] = xp.einsum("ci,ci->c", values, x[sample].reshape(c, -1))
+                dots[first:last] = xp.einsum("gci,gci->gc", values, x[first:last].reshape(last - first, c, -1))
 
     over_samples(share, gy, passes_only=True)
     return passed, (gy_sums[:, None] if x is None else xp.stack([gy_sums, dots], axis=1))
 
 
 def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=None):
-    """a * scale + shift (+ b * b_scale), per channel of (N, C, H, W) arrays, sample by sample.
+    """a * scale + shift (+ b * b_scale), per channel of (N, C, H, W) arrays, sample by sample
+    (a few small ones at once).
 
     scale, shift, b_scale: (C,). The forward's y = x * scale + shift and the
     backward's dL/dx = gy * a + x * b + c, each sample's terms added in cache.
@@ -305,16 +313,19 @@ def affine(xp, a, scale, shift, b=None, b_scale=None, relu: bool = False, out=No
     b_scale = None if b_scale is None else b_scale.reshape(c, 1, 1)
 
     def share(start, stop):
-        term = None if b is None else xp.empty_like(b[0])       # (C, H, W), one sample
+        groups = sample_groups(start, stop, a[0].nbytes)       # one sample, or a few small ones
+        most = groups[0][1] - groups[0][0]                      # the first group is the largest
+        term = None if b is None else xp.empty_like(b[:most])   # (g, C, H, W)
         with backend.buffer_within_rows(xp, a[0, 0].size):      # (C, 1, 1) vectors along rows of H*W
-            for sample in range(start, stop):
-                xp.multiply(a[sample], scale, out=out[sample])
-                out[sample] += shift
+            for first, last in groups:
+                part = slice(first, last)
+                xp.multiply(a[part], scale, out=out[part])
+                out[part] += shift
                 if b is not None:
-                    xp.multiply(b[sample], b_scale, out=term)
-                    out[sample] += term
+                    xp.multiply(b[part], b_scale, out=term[:last - first])
+                    out[part] += term[:last - first]
                 if relu:
-                    xp.maximum(out[sample], 0, out=out[sample])
+                    xp.maximum(out[part], 0, out=out[part])
 
     over_samples(share, a, passes_only=True)
     return out

@@ -53,6 +53,8 @@ MIN_PASS_SAMPLE_BYTES = 2**19           # the same for work that is only passes 
                                         # a second core saves on smaller samples (benchmarks/results/kernels.md)
 MATMUL_KEEPS_GIL_UP_TO = 500            # NumPy's matmul keeps the GIL through a product of this
                                         # many output numbers or fewer
+GROUP_BYTES = 2**20                     # a share's passes over memory take samples smaller than this
+                                        # in groups of up to this much data (sample_groups)
 _pool = None                            # the threads, started on first use
 _in_share = threading.local()           # .active: this thread is running a share now
 
@@ -115,6 +117,21 @@ def shares_of(batch, passes_only: bool = False, whole_steps: bool = False) -> li
             or backend.blas_thread_functions() is None or getattr(_in_share, "active", False)):
         return [(0, n)]                                  # (a share never cuts its samples again)
     return shares
+
+
+def sample_groups(start: int, stop: int, sample_bytes: int) -> list[tuple[int, int]]:
+    """Samples start..stop-1 in consecutive (first, last) groups of at most GROUP_BYTES of data, one
+    sample at least: the steps of a share's loop of passes over memory (batch norm's).
+
+    Why: a share runs its passes one sample at a time, in cache, but on small samples each NumPy
+    call is short, and each lets go of Python's lock (the GIL). Two threads running the same
+    operator at once (the shares of a whole step, data_parallel.py, in step after each of batch
+    norm's meetings) then hand the lock to and fro, and each hand-over waits for a thread to wake.
+    Small samples taken together, still in cache, make fewer and longer calls (measured:
+    benchmarks/results/kernels.md).
+    """
+    size = max(1, GROUP_BYTES // max(1, sample_bytes))
+    return [(first, min(first + size, stop)) for first in range(start, stop, size)]
 
 
 def in_order_sum(parts):
