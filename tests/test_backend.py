@@ -111,29 +111,39 @@ def test_default_device_cuda_puts_new_tensors_on_the_gpu(restore_default_device)
 
 # ----------------------------------------------------------------- the CPU's freed memory
 REUSE_SCRIPT = textwrap.dedent("""
-    import resource, sys
+    import resource, sys, threading
     import numpy as np
     from tinyseg import backend
     if sys.argv[1] == "keep" and not backend.keep_freed_memory():
         sys.exit("keep_freed_memory() was refused")
-    sizes = [int(size) for size in sys.argv[2:]]
+    in_thread = sys.argv[2] == "thread"
+    sizes = [int(size) for size in sys.argv[3:]]
 
     def step():                          # a step's arrays: each one written through, then all freed
         arrays = [np.ones(size, dtype=np.uint8) for size in sizes]
         del arrays
 
-    step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    step()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    def two_steps():                     # the faults of the second
+        step()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        step()
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+    if in_thread:                        # a thread of its own: glibc gives it another arena
+        worker = threading.Thread(target=two_steps)
+        worker.start()
+        worker.join()
+    else:
+        two_steps()
 """)
 on_glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 
-def faults_of_a_second_step(setting: str, sizes: list) -> int:
-    """Page faults while a fresh process allocates the same arrays a second time ("keep": kept)."""
-    done = subprocess.run([sys.executable, "-c", REUSE_SCRIPT, setting, *map(str, sizes)],
-                          capture_output=True, text=True, timeout=120)
+def faults_of_a_second_step(setting: str, sizes: list, in_thread: bool = False) -> int:
+    """Page faults while a fresh process allocates the same arrays a second time ("keep": kept),
+    on its first thread or on a thread started for it."""
+    done = subprocess.run([sys.executable, "-c", REUSE_SCRIPT, setting, "thread" if in_thread else "main",
+                           *map(str, sizes)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return int(done.stdout)
 
@@ -147,13 +157,15 @@ def test_by_default_a_large_freed_array_comes_back_on_fresh_pages():
 
 @on_glibc
 @settings(max_examples=6, deadline=None)
-@given(st.lists(st.integers(2**10, 64 * 2**20), min_size=1, max_size=4))
-@example([48 * 2**20])                   # the control's array
-@example([5 * 2**20, 33 * 2**20, 2**20])
-def test_kept_memory_serves_the_next_step_without_fresh_pages(sizes):
-    """Whatever the sizes, a step's arrays allocated again after keep_freed_memory land on
-    pages the process already has: at most a few faults (Python's own), not one per page."""
-    assert faults_of_a_second_step("keep", sizes) <= 16
+@given(st.lists(st.integers(2**10, 63 * 2**20), min_size=1, max_size=4), st.booleans())
+@example([48 * 2**20], False)            # the control's array
+@example([5 * 2**20, 33 * 2**20, 2**20], False)
+@example([8 * 2**20] * 20, True)         # a worker's share outgrowing one 64 MiB heap of its arena
+def test_kept_memory_serves_the_next_step_without_fresh_pages(sizes, in_thread):
+    """Whatever the sizes below one 64 MiB heap of a thread's arena, and on the first thread or
+    another, a step's arrays allocated again after keep_freed_memory land on pages the process
+    already has: at most a few faults (Python's own), not one per page."""
+    assert faults_of_a_second_step("keep", sizes, in_thread) <= 16
 
 
 def test_without_mallopt_nothing_is_changed_and_false_comes_back(monkeypatch):

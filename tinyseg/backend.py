@@ -214,8 +214,9 @@ def buffer_within_rows(xp, row_length: int):
 
 
 # ----------------------------------------------------------------- the CPU's freed memory
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3     # glibc's mallopt parameters (malloc.h)
 KEEP_UP_TO = 2**31 - 1                          # bytes: the largest threshold mallopt takes (a C int)
+THREAD_HEAP_BYTES = 2**26                       # glibc's heaps for threads other than the first: 64 MiB
 
 
 def keep_freed_memory() -> bool:
@@ -231,6 +232,14 @@ def keep_freed_memory() -> bool:
     Measured (benchmarks/results/kernels.md): the U-Net step (batch 8) in
     0.88-1.00 of its time at 128x128, 0.67-0.90 at 256x256; the process's
     memory no longer falls between steps, and its peak moved by -1% to +16%.
+    A thread other than the first (the data-parallel step's worker,
+    sample_threads.py) allocates from an arena of its own, made of heaps of 64 MiB
+    that glibc unmaps as soon as one is empty, thresholds or not; a top pad of
+    64 MiB keeps them too (measured: the worker's 5,100-5,200 page faults a
+    U-Net step with batch norm at 128x128 went, the step 0.93-1.03 of its time
+    in nine pairs of processes, median 0.98).
+    An array of 64 MiB or more fits no such heap: glibc maps it on its own, and
+    in such a thread it still comes back on fresh pages.
 
     The setting is the process's: the command line makes it (it owns its
     process); a program that imports tinyseg may call this too. Nothing is
@@ -242,4 +251,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError, TypeError):    # no C library to ask, or no mallopt in it
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_UP_TO)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO))
+    return (bool(mallopt(M_MMAP_THRESHOLD, KEEP_UP_TO)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO))
+            and bool(mallopt(M_TOP_PAD, THREAD_HEAP_BYTES)))
