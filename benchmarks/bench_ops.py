@@ -3,6 +3,7 @@
     python benchmarks/bench_ops.py                   # float32, batch 8
     python benchmarks/bench_ops.py --quick           # tiny shapes, for a smoke test
     python benchmarks/bench_ops.py --form textbook   # tinyseg's textbook forms instead of its fast ones
+    OMP_NUM_THREADS=1 python benchmarks/bench_ops.py --unet-layers --batch 4   # the U-Net step's layers
 
 The U-Net's pairs conv2d_relu and batch_norm_relu are one operator in
 tinyseg and two in PyTorch (conv2d, then relu); each row times the pair.
@@ -21,6 +22,13 @@ The two frameworks alternate call by call (tinyseg, PyTorch, tinyseg, ...),
 with a short untimed pause before each call (common.settle), and each
 reports its median, so a burst of load from elsewhere slows both.
 Set OMP_NUM_THREADS=1 to compare one thread against one thread.
+
+`--unet-layers` times the U-Net training step's 3x3 convolutions instead, each
+with its ReLU, one at a time (bench_unet_step's model and image size; no bias):
+where the step's time and its gap to PyTorch lie, layer by layer. With
+`--batch 4` and OMP_NUM_THREADS=1 that is one share of the data-parallel step
+(tinyseg/data_parallel.py: two cores each take 4 of the 8 samples through the
+whole step) against PyTorch on one thread.
 
 `--form textbook` times what a reader steps through first: the convolutions
 inside `F.kernels("textbook")` (W @ im2col(x)) and cross_entropy,
@@ -47,6 +55,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinyseg  # noqa: E402
 import tinyseg.functional as F  # noqa: E402
 from common import format_table, machine_stamp, peak_extra_mib, settle, threads_stamp, torch  # noqa: E402
+from bench_unet_step import QUICK_UNET_STEP, UNET_STEP  # noqa: E402
+from steps import CONFIGS  # noqa: E402
+from tinyseg.models import build_model  # noqa: E402
+from tinyseg.nn.conv import Conv2d  # noqa: E402
 
 
 # tinyseg.functional with the fused operators swapped for their textbook forms (--form textbook)
@@ -89,6 +101,22 @@ def cases(quick: bool):
         conv_case("conv+relu 64->64 @128", 64, 64, 128, kind="conv2d_relu"),    # the U-Net's pairs: one
         dict(name="batch_norm+relu 8x32x128x128", kind="batch_norm_relu", c_in=32, size=128),  # operator
     ]                                                                            # here, two in PyTorch
+
+
+def unet_layer_cases(size: int) -> list:
+    """The 3x3 convolutions of the benchmarks' U-Net (steps.CONFIGS["unet"]) on size x size images,
+    each as conv+relu, named by the layer: "conv+relu 16->32 @64 (encoder.1.0)"."""
+    model = build_model(CONFIGS["unet"])
+    found = []
+    for name, module in model.named_modules():
+        if not isinstance(module, Conv2d) or module.kernel_size != (3, 3):
+            continue
+        stage, block = name.split(".")[:2]                  # encoder.1.0 -> level 1; decoder.0 is the deepest
+        level = {"encoder": int(block), "bottleneck": model.depth}.get(stage, model.depth - 1 - int(block))
+        c_in, c_out, at = module.in_channels, module.out_channels, size // 2**level
+        found.append(conv_case(f"conv+relu {c_in}->{c_out} @{at} ({name})", c_in, c_out, at,
+                               padding=module.padding[0], kind="conv2d_relu"))
+    return found
 
 
 def make_inputs(case, batch, rng):
@@ -240,10 +268,14 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
     parser.add_argument("--form", choices=("fast", "textbook"), default="fast",
                         help="tinyseg's fast forms (the default) or its textbook forms")
+    parser.add_argument("--unet-layers", action="store_true",
+                        help="the U-Net step's 3x3 convolutions (with ReLU), one row each, instead")
     args = parser.parse_args(argv)
     functional = TEXTBOOK_F if args.form == "textbook" else F
+    size = (QUICK_UNET_STEP if args.quick else UNET_STEP)["size"]
+    chosen = unet_layer_cases(size) if args.unet_layers else cases(args.quick)
     with F.kernels(args.form):
-        rows = [measure(case, args.batch, args.repeat, functional) for case in cases(args.quick)
+        rows = [measure(case, args.batch, args.repeat, functional) for case in chosen
                 if args.only in case["name"]]
     columns = ["op", "fwd_ms", "torch_fwd_ms", "fwd_ratio", "fwd_bwd_ms", "torch_fwd_bwd_ms",
                "fwd_bwd_ratio", "GFLOP/s", "of_gemm", "peak_MiB"]

@@ -184,3 +184,23 @@ def test_bench_ops_quick_measures_every_kind_against_pytorch(capsys):
     if bench_ops.torch is not None:
         assert all(row["fwd_bwd_ratio"] > 0 for row in rows)
     assert "kernel" in capsys.readouterr().out                     # the stamp names the BLAS kernel
+
+
+def test_bench_ops_unet_layers_are_the_shapes_the_unet_step_convolves(monkeypatch):
+    """--unet-layers times each 3x3 convolution of the benchmarked U-Net on the input shape it gets in
+    the step: recorded from a real forward pass of that model, in the order it runs them."""
+    import bench_ops
+    from steps import CONFIGS
+    seen = []
+    conv2d_relu = F.conv2d_relu
+
+    def recording(x, weight, *args, **kwargs):
+        if weight.shape[2:] == (3, 3):
+            seen.append((x.shape[1], weight.shape[0], x.shape[2]))
+        return conv2d_relu(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(F, "conv2d_relu", recording)
+    build_model(CONFIGS["unet"])(tinyseg.Tensor(np.zeros((1, 3, 32, 32), np.float32)))
+    cases = bench_ops.unet_layer_cases(32)
+    assert [(case["c_in"], case["c_out"], case["size"]) for case in cases] == seen
+    assert len(seen) == 14 and cases[0]["name"] == "conv+relu 3->16 @32 (encoder.0.0)"
