@@ -45,7 +45,7 @@ COMMANDS = {          # name: (its module in tinyseg/commands/, what `tinyseg --
 }
 
 INTERRUPTED = {                # what a Ctrl-C leaves, per command: every file written is whole
-    "train": "interrupted; the last finished epoch is saved: continue with --resume",
+    "train": "interrupted; the last finished epoch, if one finished, is saved: continue with --resume",
     "predict": "interrupted; the masks and overlays written so far are complete: run predict "
                "again for the rest",
 }
