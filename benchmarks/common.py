@@ -15,6 +15,8 @@ import tracemalloc
 
 import numpy as np
 
+from tinyseg import share_processes
+
 try:
     import torch
 except ImportError:  # the PyTorch columns are left empty
@@ -56,11 +58,19 @@ def peak_extra_mib(fn) -> float:
 
     NumPy reports its allocations to tracemalloc, so this sees every array the
     operator creates (outputs, columns, temporaries), but not PyTorch's memory.
+    tracemalloc sees one process: a training step's shares run on threads while
+    it traces (tinyseg/share_processes.py), so that every share's arrays, those
+    worker processes would hold, are counted.
     """
+    shares_in_processes = share_processes.AVAILABLE
+    share_processes.AVAILABLE = False
     tracemalloc.start()
     tracemalloc.reset_peak()
     before, _ = tracemalloc.get_traced_memory()
-    fn()
+    try:
+        fn()
+    finally:
+        share_processes.AVAILABLE = shares_in_processes
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return (peak - before) / 2**20
@@ -214,10 +224,10 @@ def repeats_within(budget_s: float, first_ms: float, max_repeat: int) -> int:
     return int(max(1, min(max_repeat, budget_s * 1e3 // max(first_ms, 1e-3))))
 
 
-def _proc_status_kib(field: str):
-    """A field of /proc/self/status in KiB ('VmRSS', 'VmHWM'), or None off Linux."""
+def _proc_status_kib(field: str, pid="self"):
+    """A field of /proc/<pid>/status in KiB ('VmRSS', 'VmHWM'), or None off Linux."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -226,10 +236,10 @@ def _proc_status_kib(field: str):
     return None
 
 
-def _reset_peak_rss() -> bool:
-    """Lower this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0). True if done."""
+def _reset_peak_rss(pid="self") -> bool:
+    """Lower a process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0). True if done."""
     try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
         return True
     except OSError:
@@ -259,13 +269,25 @@ def peak_rss_growth_mib(fn):
     allocator could not release can still be reused unseen, so in a
     long-running process this is a lower bound; a fresh process measures
     best. None where neither source exists.
+
+    On Linux the growth of a training step's worker processes is added
+    (tinyseg/share_processes.py): each one's peak above its RSS before fn(),
+    or, for one that fn() started, above this process's anonymous and shared
+    memory at the start (fork begins a process with its parent's pages mapped,
+    which its RSS counts, but not yet the pages of its parent's files: the
+    libraries' code, which it maps as it runs, counts as growth here).
     """
     _release_free_memory()
     if _reset_peak_rss():
+        workers = {pid: _proc_status_kib("VmRSS", pid) for pid in share_processes.worker_pids()
+                   if _reset_peak_rss(pid)}
         start = _proc_status_kib("VmRSS")
+        born_with = (_proc_status_kib("RssAnon") or 0) + (_proc_status_kib("RssShmem") or 0)
         fn()
-        peak = _proc_status_kib("VmHWM")
-        return (peak - start) / 1024
+        growth = _proc_status_kib("VmHWM") - start
+        for pid in share_processes.worker_pids():
+            growth += (_proc_status_kib("VmHWM", pid) or 0) - workers.get(pid, born_with)
+        return growth / 1024
     try:
         import resource
     except ImportError:  # Windows

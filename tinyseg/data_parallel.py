@@ -26,10 +26,18 @@ mean loss and their gradients to its gradient: the numbers of the plain step,
 added in another order. Sums in share order keep the result independent of
 which core finished first.
 
+Where the shares run: on Linux, share 0 in this process and the others in
+worker processes that hold the model in shared memory (share_processes.py),
+because threads of one process take turns at Python's lock and processes do
+not (the step took 0.91-0.93 of its time, measured there); elsewhere on
+threads of this process (steps_in_threads). Both give the same numbers.
+
 Batch norm normalises by the whole batch's statistics: its layers in each
 share hand the others their samples' sums and wait for theirs
-(sample_threads.BatchMeetings), so every share normalises by the same numbers,
-those of the batch in one piece. A share that fails lets the others go.
+(sample_threads.whole_batch: through pipes between processes, at a barrier
+between threads), so every share normalises by the same numbers, those of the
+batch in one piece. A share that fails lets the others go, and its error is
+raised here.
 
 Where it applies (splits_over_cores): a loss that is a sum over pixels
 (nn.PixelLoss: cross-entropy, focal loss; Dice is a ratio over the whole batch,
@@ -43,9 +51,11 @@ from __future__ import annotations
 
 import threading
 
-from tinyseg import autograd, recording
+from tinyseg import autograd, backend, recording, share_processes
 from tinyseg.functional.loss import check_labels
-from tinyseg.functional.sample_threads import BatchMeetings, in_order_sum, meeting_as, over_samples, shares_of
+from tinyseg.functional import sample_threads
+from tinyseg.functional.sample_threads import (CPUS, BatchMeetings, in_order_sum, meeting_as, on_cpu,
+                                               over_samples, run_share, shares_of)
 from tinyseg.models.base import SegmentationModel
 from tinyseg.nn.layers import BatchNorm2d
 from tinyseg.nn.loss import PixelLoss
@@ -94,23 +104,51 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     target = check_labels(type(criterion).__name__, logits_shape, images.device, target, criterion.ignore_index)
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
-    meetings = BatchMeetings(shares_of(images.data, whole_steps=True))
-
-    def share(start, stop):         # samples start..stop-1: (their part of the loss, its gradients)
-        try:
-            with meeting_as(meetings, start):
-                loss = criterion.part_of_mean(model(images[start:stop]), target[start:stop], divisor)
-                return loss.data, autograd.gradients(loss, weights)
-        except threading.BrokenBarrierError:        # another share failed first: over_samples raises
-            return None                             # its error, not this one
-        except BaseException:
-            meetings.abort()                        # the shares waiting at a meeting go on, and stop
-            raise
-
-    losses, share_grads = zip(*over_samples(share, images.data, whole_steps=True))
+    shares = shares_of(images.data, whole_steps=True)
+    if share_processes.AVAILABLE:
+        results = steps_in_processes(model, weights, images.data, target, criterion, divisor, shares)
+    else:
+        results = steps_in_threads(model, weights, images.data, target, criterion, divisor, shares)
+    losses, share_grads = zip(*results)
     for weight, grads in zip(weights, zip(*share_grads)):
         if all(g is None for g in grads):                              # no path reaches this weight
             continue
         total = in_order_sum([g for g in grads if g is not None])      # each share's, in share order
         weight.grad = total if weight.grad is None else weight.grad + total
     return Tensor(in_order_sum(list(losses)))
+
+
+def share_step(model, weights: list, images, target, criterion: PixelLoss, divisor) -> tuple:
+    """(loss array, [d loss / d weight]) of one share: images (n, C, H, W) and target (n, H, W) its
+    samples, the loss its part of the whole batch's mean (criterion.part_of_mean, divisor D)."""
+    loss = criterion.part_of_mean(model(Tensor(images)), target, divisor)
+    return loss.data, autograd.gradients(loss, weights)
+
+
+def steps_in_processes(model, weights: list, images, target, criterion, divisor, shares: list) -> list:
+    """[(loss, gradients)] of each share: share 0 on this thread, the others in worker processes."""
+    def own_step():
+        with backend.blas_threads(1), on_cpu(CPUS[0]):
+            return run_share(lambda start, stop: share_step(model, weights, images[start:stop],
+                                                            target[start:stop], criterion, divisor), *shares[0])
+
+    return share_processes.run_step(model, sample_threads.WORKERS - 1, share_step, shares, own_step,
+                                    lambda start, stop: (images[start:stop], target[start:stop], criterion,
+                                                         divisor))
+
+
+def steps_in_threads(model, weights: list, images, target, criterion, divisor, shares: list) -> list:
+    """[(loss, gradients)] of each share, each share on a thread of this process."""
+    meetings = BatchMeetings(shares)
+
+    def share(start, stop):
+        try:
+            with meeting_as(meetings, start):
+                return share_step(model, weights, images[start:stop], target[start:stop], criterion, divisor)
+        except threading.BrokenBarrierError:        # another share failed first: over_samples raises
+            return None                             # its error, not this one
+        except BaseException:
+            meetings.abort()                        # the shares waiting at a meeting go on, and stop
+            raise
+
+    return over_samples(share, images, whole_steps=True)

@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from tinyseg import backend, data_parallel
+from tinyseg import backend, data_parallel, share_processes
 from tinyseg.checkpoint import load_checkpoint
 from tinyseg.data import DataLoader, IGNORE_INDEX, load_folder, shapes_dataset
 from tinyseg.data.class_weights import format_class_weights
@@ -251,9 +251,12 @@ def fit(config: TrainConfig, resume: bool = False, show_progress: bool = True, l
         started = time.perf_counter()
         loader.set_epoch(epoch)
         lr = run.optimizer.lr                     # this epoch's rate
-        train_loss, steps = train_one_epoch(run.model, loader, run.optimizer, config, epoch, run.rng,
-                                            show_progress, deadline, run.normalization, criterion,
-                                            gradient_norms)
+        try:
+            train_loss, steps = train_one_epoch(run.model, loader, run.optimizer, config, epoch, run.rng,
+                                                show_progress, deadline, run.normalization, criterion,
+                                                gradient_norms)
+        finally:
+            share_processes.end()               # the step's worker processes and their memory go
         if steps < len(loader):
             log(f"time budget of {config.time_budget:g} s spent during epoch {epoch + 1}, after "
                 f"{steps} of {len(loader)} steps: skipped the rest of it"

@@ -165,6 +165,8 @@ class BatchMeetings:
     share computes the same numbers from it, those of a batch in one piece.
     The shares must all run at once, as over_samples runs them (its pool has a
     thread for each share but the first, which the calling thread runs).
+    Shares in processes of their own meet through pipes instead
+    (share_processes.py: GatheringMeetings and WorkerMeetings, the same join).
     """
 
     def __init__(self, shares: list):
