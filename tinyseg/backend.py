@@ -239,7 +239,8 @@ def keep_freed_memory() -> bool:
     U-Net step with batch norm at 128x128 went, the step 0.93-1.03 of its time
     in nine pairs of processes, median 0.98).
     An array of 64 MiB or more fits no such heap: glibc maps it on its own, and
-    in such a thread it still comes back on fresh pages.
+    in such a thread it still comes back on fresh pages. Processes forked
+    after the call (the step's workers, share_processes.py) inherit the setting.
 
     The setting is the process's: the command line makes it (it owns its
     process); a program that imports tinyseg may call this too. Nothing is
