@@ -3,6 +3,7 @@ caller's model as it is at every step, and a failure anywhere ends them with its
 
 from __future__ import annotations
 
+import multiprocessing.context
 import os
 import pickle
 import signal
@@ -182,3 +183,18 @@ def test_training_ends_the_workers_after_each_epoch(tmp_path):
         assert len(started) == 4 and all(started)                 # 2 epochs of 2 steps, in shares
         assert started[0] != started[2]                           # new workers for the second epoch
         assert end.call_count >= 2 and share_processes.worker_pids() == []
+
+
+def test_a_system_that_refuses_fork_gets_the_shares_on_threads():
+    """fork failing (no memory for the copy, a limit on processes): a warning that says so, this step
+    and the later ones on threads, with the plain step's numbers."""
+    net, plain = twins(batch_norm=True)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    x, target = batch(4, 4, 2, 8, 3, 0.0)
+    refused = OSError(12, "Cannot allocate memory")
+    with cut_every_batch(), mock.patch.object(multiprocessing.context.ForkProcess, "start", side_effect=refused):
+        with pytest.warns(RuntimeWarning, match="refused a worker process .*Cannot allocate memory.*threads"):
+            got = shares_step(net, x, target, criterion)
+        assert not share_processes.AVAILABLE and share_processes.worker_pids() == []
+    assert share_processes.AVAILABLE                                  # (cut_every_batch puts it back)
+    assert_same_step(got, plain_step(plain, x, target, criterion))

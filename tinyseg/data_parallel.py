@@ -29,7 +29,8 @@ which core finished first.
 Where the shares run: on Linux, share 0 in this process and the others in
 worker processes that hold the model in shared memory (share_processes.py),
 because threads of one process take turns at Python's lock and processes do
-not (the step took 0.91-0.93 of its time, measured there); elsewhere on
+not (on the 2-core Intel Xeon the U-Net step alone took 0.85-0.91 of its time,
+an epoch of the README's run 0.78: benchmarks/results/kernels.md); elsewhere on
 threads of this process (steps_in_threads). Both give the same numbers.
 
 Batch norm normalises by the whole batch's statistics: its layers in each
@@ -50,6 +51,7 @@ whole step is worth its one hand-over).
 from __future__ import annotations
 
 import threading
+import warnings
 
 from tinyseg import autograd, backend, recording, share_processes
 from tinyseg.functional.loss import check_labels
@@ -105,9 +107,14 @@ def backward_in_shares(model, images: Tensor, target, criterion: PixelLoss) -> T
     weights = [p for p in model.parameters() if p.requires_grad]
     divisor = criterion.mean_divisor(target, images.dtype)              # the whole batch's
     shares = shares_of(images.data, whole_steps=True)
+    results = None
     if share_processes.AVAILABLE:
-        results = steps_in_processes(model, weights, images.data, target, criterion, divisor, shares)
-    else:
+        try:
+            results = steps_in_processes(model, weights, images.data, target, criterion, divisor, shares)
+        except share_processes.ForkRefused as refused:       # before any share ran
+            share_processes.AVAILABLE = False                 # for the rest of this process
+            warnings.warn(f"{refused}: the shares of each step run on threads from now on", RuntimeWarning)
+    if results is None:
         results = steps_in_threads(model, weights, images.data, target, criterion, divisor, shares)
     losses, share_grads = zip(*results)
     for weight, grads in zip(weights, zip(*share_grads)):

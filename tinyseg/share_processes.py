@@ -120,6 +120,10 @@ def settings(module) -> tuple:
                  if not isinstance(value, (Tensor, Module)))
 
 
+class ForkRefused(Exception):
+    """A worker process could not be started (fork failed): the step can run its shares on threads."""
+
+
 class ShareProcesses:
     """`count` worker processes, each holding `model` (its arrays shared with this process) and
     running step(model, weights, *arguments) for one share of each batch; see the module's docstring."""
@@ -147,10 +151,15 @@ class ShareProcesses:
         ours_so_far = [connection for _, connection, _ in self.workers] + [ours]
         process = context.Process(target=serve, name=f"tinyseg-share-{k + 1}", daemon=True,
                                   args=(theirs, ours_so_far, self.model, self.weights, grads, step, cpu))
-        with warnings.catch_warnings():                 # Python 3.12 warns of fork in a process with
-            warnings.simplefilter("ignore", DeprecationWarning)    # threads (ours wait, idle)
-            process.start()
-        theirs.close()
+        try:
+            with warnings.catch_warnings():             # Python 3.12 warns of fork in a process with
+                warnings.simplefilter("ignore", DeprecationWarning)    # threads (ours wait, idle)
+                process.start()
+        except OSError as error:                        # no memory for it, a limit on processes
+            ours.close()
+            raise ForkRefused(f"the system refused a worker process for the training step ({error})") from error
+        finally:
+            theirs.close()
         return process, ours, grads
 
     def holds(self, model, count: int) -> bool:
