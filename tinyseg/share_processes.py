@@ -32,7 +32,12 @@ seen is a change INSIDE such an object (a list changed in place). A share
 that fails, or a worker that dies, ends the workers (the next step starts new
 ones) and its error is raised here.
 A worker ignores Ctrl-C (the caller's to handle) and ends when the caller's
-end of its pipe closes.
+end of its pipe closes. Where the system refuses a fork, ForkRefused is raised
+before any share runs (data_parallel.py then runs the shares on threads).
+
+Memory: a worker holds its share's arrays, as a thread did, and the pages it
+writes of the caller's (fork shares them until then); train.py ends the workers
+after each epoch (end), and the benchmarks count their growth with the caller's.
 """
 
 from __future__ import annotations
