@@ -36,7 +36,8 @@ end of its pipe closes. Where the system refuses a fork, ForkRefused is raised
 before any share runs (data_parallel.py then runs the shares on threads).
 
 Memory: a worker holds its share's arrays, as a thread did, and the pages it
-writes of the caller's (fork shares them until then); train.py ends the workers
+writes or maps of its own (fork shares the caller's until then): 16-17 MiB more
+for the U-Net step's first step on the Xeon measured; train.py ends the workers
 after each epoch (end), and the benchmarks count their growth with the caller's.
 """
 
