@@ -52,9 +52,12 @@ def test_an_optimizers_updates_reach_the_workers(steps, seed, batch_norm, optimi
             loss_shares, _ = shares_step(in_shares, x, target, criterion)
             loss_plain, _ = plain_step(plain, x, target, criterion)
             assert loss_shares == pytest.approx(loss_plain, rel=1e-10)
+            if k == 0:
+                first_workers = share_processes.worker_pids()
+            assert share_processes.worker_pids() == first_workers    # the same worker all along
             opt_shares.step()
             opt_plain.step()
-        assert len(share_processes.worker_pids()) == 1          # the same worker all along
+    assert len(first_workers) == 1
     assert_same_weights(in_shares, plain)
 
 
