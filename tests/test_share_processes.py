@@ -195,9 +195,24 @@ def test_a_system_that_refuses_fork_gets_the_shares_on_threads():
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
     x, target = batch(4, 4, 2, 8, 3, 0.0)
     refused = OSError(12, "Cannot allocate memory")
-    with cut_every_batch(), mock.patch.object(multiprocessing.context.ForkProcess, "start", side_effect=refused):
+    fork = mock.patch.object(multiprocessing.context.ForkProcess, "start", side_effect=refused)
+    with cut_every_batch(), fork:
         with pytest.warns(RuntimeWarning, match="refused a worker process .*Cannot allocate memory.*threads"):
             got = shares_step(net, x, target, criterion)
         assert not share_processes.AVAILABLE and share_processes.worker_pids() == []
     assert share_processes.AVAILABLE                                  # (cut_every_batch puts it back)
     assert_same_step(got, plain_step(plain, x, target, criterion))
+
+
+def test_a_worker_for_each_share_but_the_first_and_no_more():
+    """A batch smaller than the cores forks fewer workers; a larger one later gets new ones, enough
+    for it; a smaller one after that (an epoch's last batch) uses the first of those."""
+    net, plain = twins(batch_norm=True)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    with cut_every_batch(workers=3):
+        counts = []
+        for n in (2, 4, 2):
+            x, target = batch(n, n, 2, 8, 3, 0.0)
+            assert_same_step(shares_step(net, x, target, criterion), plain_step(plain, x, target, criterion))
+            counts.append(share_processes.worker_pids())
+    assert [len(pids) for pids in counts] == [1, 2, 2] and counts[2] == counts[1]

@@ -55,7 +55,6 @@ import warnings
 
 from tinyseg import autograd, backend, recording, share_processes
 from tinyseg.functional.loss import check_labels
-from tinyseg.functional import sample_threads
 from tinyseg.functional.sample_threads import (CPUS, BatchMeetings, in_order_sum, meeting_as, on_cpu,
                                                over_samples, run_share, shares_of)
 from tinyseg.models.base import SegmentationModel
@@ -139,7 +138,7 @@ def steps_in_processes(model, weights: list, images, target, criterion, divisor,
             return run_share(lambda start, stop: share_step(model, weights, images[start:stop],
                                                             target[start:stop], criterion, divisor), *shares[0])
 
-    return share_processes.run_step(model, sample_threads.WORKERS - 1, share_step, shares, own_step,
+    return share_processes.run_step(model, share_step, shares, own_step,
                                     lambda start, stop: (images[start:stop], target[start:stop], criterion,
                                                          divisor))
 

@@ -12,9 +12,9 @@ process, started once by fork (Linux): a copy of the model whose arrays are
 the SAME memory as the caller's (weights and running statistics, moved into
 shared memory first), so an optimizer's update in place reaches the workers.
 
-    results = run_step(model, count, step, shares, own_step, arguments)
-    # the first time: the model's arrays moved to shared memory, then `count` workers forked;
-    # each step: [(loss, gradients)] of each share, in share order
+    results = run_step(model, step, shares, own_step, arguments)
+    # the first time: the model's arrays moved to shared memory, then a worker forked for each
+    # share but the first; each step: [(loss, gradients)] of each share, in share order
 
 A step sends each worker its samples (and the rest of `arguments`) through a
 pipe; the worker runs step(model, weights, *those arguments) and puts the
@@ -66,15 +66,16 @@ _lock = threading.Lock()            # one step at a time uses them (two threads 
 PLAIN = (bool, int, float, str, type(None))     # settings compared by value (others: by which object)
 
 
-def run_step(model, count: int, step, shares: list, own_step, arguments) -> list:
+def run_step(model, step, shares: list, own_step, arguments) -> list:
     """ShareProcesses.run on the workers for `model`: those of the last step if they still hold it
-    (ShareProcesses.holds), else `count` new ones."""
+    and are enough for these shares (ShareProcesses.holds), else new ones, one for each share but
+    the first (no more: a batch smaller than the cores leaves no worker idle)."""
     global _current
     with _lock:
-        if _current is not None and not _current.holds(model, count):
+        if _current is not None and not _current.holds(model, len(shares) - 1):
             _current.close()
         if _current is None:
-            _current = ShareProcesses(model, count, step)
+            _current = ShareProcesses(model, len(shares) - 1, step)
         return _current.run(shares, own_step, arguments)
 
 
@@ -169,8 +170,9 @@ class ShareProcesses:
         return process, ours, grads
 
     def holds(self, model, count: int) -> bool:
-        """The workers are alive and hold `model` as it is now, and there are `count` of them."""
-        return (model is self.model and count == self.count and fingerprint(model) == self.fingerprint
+        """The workers are alive and hold `model` as it is now, and there are `count` of them or more
+        (an epoch's last, smaller batch uses the first ones)."""
+        return (model is self.model and count <= self.count and fingerprint(model) == self.fingerprint
                 and all(process.is_alive() for process, _, _ in self.workers))
 
     def run(self, shares: list, own_step, arguments) -> list:
