@@ -216,3 +216,24 @@ def test_a_worker_for_each_share_but_the_first_and_no_more():
             assert_same_step(shares_step(net, x, target, criterion), plain_step(plain, x, target, criterion))
             counts.append(share_processes.worker_pids())
     assert [len(pids) for pids in counts] == [1, 2, 2] and counts[2] == counts[1]
+
+
+def test_a_model_that_changes_at_every_step_is_told_what_changes():
+    """Each change starts the workers anew (slow): after three steps in a row, a warning names the
+    module's setting that keeps changing; the numbers stay right."""
+    net, plain = twins(batch_norm=True)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    x, target = batch(5, 4, 2, 8, 3, 0.0)
+    bn_name, _ = next((name, m) for name, m in net.named_modules() if isinstance(m, nn.BatchNorm2d))
+    with cut_every_batch():
+        for k in range(4):
+            for model in (net, plain):
+                for m in model.modules():
+                    if isinstance(m, nn.BatchNorm2d):
+                        m.eps = 1e-5 * (k + 1)
+            if k == 3:
+                with pytest.warns(RuntimeWarning, match=rf"model changed \({bn_name}\.eps\) before each of"):
+                    got = shares_step(net, x, target, criterion)
+            else:
+                got = shares_step(net, x, target, criterion)
+            assert_same_step(got, plain_step(plain, x, target, criterion))

@@ -28,7 +28,9 @@ the workers again whenever the model has changed since (fingerprint): new
 arrays (load_state_dict puts new ones), parameters, requires_grad, modules, or
 a module's settings (training, stride, ...: its attributes that are numbers,
 strings or tuples of them; of any other, which object it is). What is not
-seen is a change INSIDE such an object (a list changed in place). A share
+seen is a change INSIDE such an object (a list changed in place). A model
+that changes before every step gets new workers at every step, which is
+slow; after RESTARTS_TOLD steps in a row a warning names what changed. A share
 that fails, or a worker that dies, ends the workers (the next step starts new
 ones) and its error is raised here.
 A worker ignores Ctrl-C (the caller's to handle) and ends when the caller's
@@ -62,6 +64,8 @@ from tinyseg.tensor import Tensor
 
 AVAILABLE = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 _current = None                     # the ShareProcesses of the model trained last
+_restarts = 0                       # steps in a row that found that model changed since the last one
+RESTARTS_TOLD = 3                   # after this many, a warning names what keeps changing
 _lock = threading.Lock()            # one step at a time uses them (two threads may train two models)
 PLAIN = (bool, int, float, str, type(None))     # settings compared by value (others: by which object)
 
@@ -70,10 +74,18 @@ def run_step(model, step, shares: list, own_step, arguments) -> list:
     """ShareProcesses.run on the workers for `model`: those of the last step if they still hold it
     and are enough for these shares (ShareProcesses.holds), else new ones, one for each share but
     the first (no more: a batch smaller than the cores leaves no worker idle)."""
-    global _current
+    global _current, _restarts
     with _lock:
+        changed = None
         if _current is not None and not _current.holds(model, len(shares) - 1):
+            changed = what_changed(model, _current.fingerprint) if model is _current.model else None
             _current.close()
+        _restarts = _restarts + 1 if changed else 0
+        if _restarts == RESTARTS_TOLD:
+            warnings.warn(f"the model changed ({changed}) before each of the last {RESTARTS_TOLD} "
+                          f"training steps, and each change starts its worker processes anew, "
+                          f"which is slow: keep what changes at every step out of the modules' "
+                          f"attributes", RuntimeWarning)
         if _current is None:
             _current = ShareProcesses(model, len(shares) - 1, step)
         return _current.run(shares, own_step, arguments)
@@ -125,6 +137,20 @@ def settings(module) -> tuple:
 
     return tuple((name, value if plain(value) else id(value)) for name, value in vars(module).items()
                  if not isinstance(value, (Tensor, Module)))
+
+
+def what_changed(model, before: tuple) -> str | None:
+    """What differs in `model` from its fingerprint `before`, in words ("decoder.0.eps", "an array
+    or requires_grad"), or None where nothing does."""
+    modules = list(model.named_modules())
+    if len(modules) != len(before[0]):
+        return "its modules"
+    for (name, module), (_, old) in zip(modules, before[0]):
+        now = settings(module)
+        if now != old:
+            first = sorted({attribute for attribute, _ in set(now) ^ set(old)})[0]
+            return f"{name}.{first}" if name else first
+    return None if fingerprint(model) == before else "an array or requires_grad"
 
 
 class ForkRefused(Exception):
