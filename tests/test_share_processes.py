@@ -62,9 +62,10 @@ def test_an_optimizers_updates_reach_the_workers(steps, seed, batch_norm, optimi
 
 
 @pytest.mark.parametrize("change", ["load_state_dict", "eval", "requires_grad", "a setting"])
-def test_a_changed_model_gets_new_workers_that_hold_it(change):
-    """New arrays (load_state_dict), training modes, trainable weights or a module's setting since the
-    workers started: the next step starts new ones, its loss and gradients those of the model now."""
+def test_a_changed_model_is_what_the_workers_run(change):
+    """Training modes, trainable weights or a module's setting changed since the workers started:
+    the next step starts new ones. New values (load_state_dict) reach the same workers, copied at
+    every step. Either way the step's loss and gradients are those of the model as it is now."""
     in_shares, plain = twins(batch_norm=True)
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
     x, target = batch(1, 4, 2, 8, 3, 0.0)
@@ -86,8 +87,23 @@ def test_a_changed_model_gets_new_workers_that_hold_it(change):
                     if isinstance(module, nn.BatchNorm2d):
                         module.eps = 0.5
         got = shares_step(in_shares, x, target, criterion)
-        assert share_processes.worker_pids() != before
+        assert (share_processes.worker_pids() == before) == (change == "load_state_dict")
     assert_same_step(got, plain_step(plain, x, target, criterion))
+
+
+def test_the_callers_arrays_stay_where_they_are():
+    """The step shares copies with the workers: an array of the model taken before training is
+    still the model's after steps and updates (the optimizer's changes land in it)."""
+    net = twins(batch_norm=True)[0]
+    arrays = [p.data for p in net.parameters()] + [b.data for b in net.buffers()]
+    before = [a.copy() for a in arrays]
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    with cut_every_batch():
+        for k in range(2):
+            shares_step(net, *batch(k, 4, 2, 8, 3, 0.0), nn.CrossEntropyLoss(ignore_index=IGNORE))
+            opt.step()
+    assert all(a is t.data for a, t in zip(arrays, list(net.parameters()) + list(net.buffers())))
+    assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
 
 
 def assert_same_step(got, expected):

@@ -27,7 +27,7 @@ added in another order. Sums in share order keep the result independent of
 which core finished first.
 
 Where the shares run: on Linux, share 0 in this process and the others in
-worker processes that hold the model in shared memory (share_processes.py),
+worker processes that hold a copy of the model (share_processes.py),
 because threads of one process take turns at Python's lock and processes do
 not (on the 2-core Intel Xeon the U-Net step alone took 0.85-0.91 of its time,
 an epoch of the README's run 0.78: benchmarks/results/kernels.md); elsewhere on

@@ -8,13 +8,14 @@ the 2-core Intel Xeon measured, a virtual machine where a sleeping core takes
 about 45 us to wake, each share spent 10% of the U-Net step so waiting
 (benchmarks/results/kernels.md). Each process has a lock of its own. So here
 share 0 runs in the calling process and every other share in a worker
-process, started once by fork (Linux): a copy of the model whose arrays are
-the SAME memory as the caller's (weights and running statistics, moved into
-shared memory first), so an optimizer's update in place reaches the workers.
+process, started once by fork (Linux): a copy of the model whose arrays
+(weights and running statistics) lie in memory it shares with the caller,
+who copies its own into them before each step (2 MB for the U-Net: well
+under a millisecond). The caller's arrays stay where they are.
 
     results = run_step(model, step, shares, own_step, arguments)
-    # the first time: the model's arrays moved to shared memory, then a worker forked for each
-    # share but the first; each step: [(loss, gradients)] of each share, in share order
+    # the first time: a worker forked for each share but the first, its model's arrays in shared
+    # memory; each step: the caller's arrays copied there, then [(loss, gradients)] of each share
 
 A step sends each worker its samples (and the rest of `arguments`) through a
 pipe; the worker runs step(model, weights, *those arguments) and puts the
@@ -24,9 +25,9 @@ rows and waits; the caller gathers every share's rows in share order and sends
 them the whole batch's.
 
 What a worker holds is the model as it was when it started: run_step starts
-the workers again whenever the model has changed since (fingerprint): new
-arrays (load_state_dict puts new ones), parameters, requires_grad, modules, or
-a module's settings (training, stride, ...: its attributes that are numbers,
+the workers again whenever the model has changed since (fingerprint): its
+parameters and buffers (which, and their shapes and dtypes), requires_grad,
+modules, or a module's settings (training, stride, ...: its attributes that are numbers,
 strings or tuples of them; of any other, which object it is). What is not
 seen is a change INSIDE such an object (a list changed in place). A model
 that changes before every step gets new workers at every step, which is
@@ -112,20 +113,17 @@ def shared_copy(array) -> np.ndarray:
     return copy
 
 
-def move_to_shared_memory(model) -> None:
-    """Each parameter's and buffer's array replaced by a copy in shared memory (same values)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        if tensor is not None:
-            tensor.data = shared_copy(tensor.data)
+def tensors_of(model) -> list:
+    """The model's parameters, then its buffers (running statistics): what a worker's copy reads."""
+    return [t for t in list(model.parameters()) + list(model.buffers()) if t is not None]
 
 
 def fingerprint(model) -> tuple:
     """What a worker's copy of the model must agree on: its modules and their settings, and its
-    parameters and buffers: each one's array (where it lies), shape, dtype and requires_grad."""
-    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t is not None]
+    parameters and buffers: which they are, and each one's shape, dtype and requires_grad (their
+    values are copied to the workers at every step)."""
     return (tuple((id(m), settings(m)) for m in model.modules()),
-            tuple((id(t), t.requires_grad, t.data.ctypes.data, t.data.shape, t.data.dtype.str)
-                  for t in tensors))
+            tuple((id(t), t.requires_grad, t.data.shape, t.data.dtype.str) for t in tensors_of(model)))
 
 
 def settings(module) -> tuple:
@@ -150,7 +148,7 @@ def what_changed(model, before: tuple) -> str | None:
         if now != old:
             first = sorted({attribute for attribute, _ in set(now) ^ set(old)})[0]
             return f"{name}.{first}" if name else first
-    return None if fingerprint(model) == before else "an array or requires_grad"
+    return None if fingerprint(model) == before else "a parameter, buffer or requires_grad"
 
 
 class ForkRefused(Exception):
@@ -162,10 +160,10 @@ class ShareProcesses:
     running step(model, weights, *arguments) for one share of each batch; see the module's docstring."""
 
     def __init__(self, model, count: int, step):
-        move_to_shared_memory(model)
         self.model, self.count = model, count
         self.fingerprint = fingerprint(model)
         self.weights = [p for p in model.parameters() if p.requires_grad]
+        self.arrays = [shared_copy(t.data) for t in tensors_of(model)]     # the workers' model's arrays
         self.workers = []                               # (process, connection, gradient buffers)
         try:
             for k in range(count):
@@ -183,7 +181,8 @@ class ShareProcesses:
         cpu = sample_threads.CPUS[(k + 1) % len(sample_threads.CPUS)]
         ours_so_far = [connection for _, connection, _ in self.workers] + [ours]
         process = context.Process(target=serve, name=f"tinyseg-share-{k + 1}", daemon=True,
-                                  args=(theirs, ours_so_far, self.model, self.weights, grads, step, cpu))
+                                  args=(theirs, ours_so_far, self.model, self.arrays, self.weights, grads,
+                                        step, cpu))
         try:
             with warnings.catch_warnings():             # Python 3.12 warns of fork in a process with
                 warnings.simplefilter("ignore", DeprecationWarning)    # threads (ours wait, idle)
@@ -205,6 +204,8 @@ class ShareProcesses:
         """[(loss, gradients)] of every share in order: share 0 by own_step() here, share k > 0 by a
         worker given arguments(start, stop). shares: [(start, stop), ...], at most count + 1."""
         busy = self.workers[:len(shares) - 1]
+        for shared, tensor in zip(self.arrays, tensors_of(self.model)):
+            shared[...] = tensor.data                   # the weights as the optimizer left them
         try:
             for (_, connection, _), (start, stop) in zip(busy, shares[1:]):
                 connection.send(("step", start, arguments(start, stop)))
@@ -291,14 +292,18 @@ class WorkerMeetings:
         return whole
 
 
-def serve(connection, callers_ends: list, model, weights, grads, step, cpu: int) -> None:
+def serve(connection, callers_ends: list, model, arrays: list, weights, grads, step, cpu: int) -> None:
     """A worker's life: one share's step for each message, until the caller closes the pipe.
 
     callers_ends: the caller's ends of the pipes so far, which fork copied into this process; closed
-    here, so that a worker's pipe ends (and it reads EOF) when the caller closes its end.
+    here, so that a worker's pipe ends (and it reads EOF) when the caller closes its end. arrays: the
+    shared memory the caller copies its model's arrays into before each step; this process's copy
+    of the model reads them there.
     """
     for end in callers_ends:
         end.close()
+    for tensor, shared in zip(tensors_of(model), arrays):
+        tensor.data = shared                            # in this process only
     gc.freeze()                     # the caller's objects: the collector leaves them, and their pages shared
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C stops the caller, which ends us
     with_cpu(cpu)
