@@ -49,7 +49,6 @@ from __future__ import annotations
 import gc
 import mmap
 import multiprocessing
-import os
 import pickle
 import signal
 import sys
@@ -306,7 +305,7 @@ def serve(connection, callers_ends: list, model, arrays: list, weights, grads, s
         tensor.data = shared                            # in this process only
     gc.freeze()                     # the caller's objects: the collector leaves them, and their pages shared
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C stops the caller, which ends us
-    with_cpu(cpu)
+    sample_threads.pin_to(cpu)
     sample_threads.WORKERS = 1                          # this process runs its share on one core
     with backend.blas_threads(1):
         while True:
@@ -341,9 +340,3 @@ def picklable(error: Exception) -> Exception:
         return error
     except Exception:
         return RuntimeError(f"{type(error).__name__}: {error}")
-
-
-def with_cpu(cpu: int) -> None:
-    """Hold this process to `cpu`, where it may run there (a user's taskset may say otherwise)."""
-    if sample_threads.PINNING and cpu in os.sched_getaffinity(0):
-        os.sched_setaffinity(0, {cpu})

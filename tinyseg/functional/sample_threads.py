@@ -255,14 +255,21 @@ def pool() -> ThreadPoolExecutor:
     if _pool is None:
         next_cpu = itertools.count(1)                    # CPUS[0] is the calling thread's
 
-        def pin() -> None:
-            if PINNING:                                  # (it starts with its creator's CPUs)
-                with contextlib.suppress(OSError):       # a CPU taken away since import: left unpinned
-                    os.sched_setaffinity(0, {CPUS[next(next_cpu) % len(CPUS)]})
+        def pin() -> None:                               # (it starts with its creator's CPUs)
+            pin_to(CPUS[next(next_cpu) % len(CPUS)])
 
         _pool = ThreadPoolExecutor(max(1, WORKERS - 1), thread_name_prefix="tinyseg-samples",
                                    initializer=pin)
     return _pool
+
+
+def pin_to(cpu: int) -> None:
+    """Hold the calling thread to `cpu` from now on (a pool's worker, or the step's worker process,
+    share_processes.py); left unpinned where it may not run there (a CPU taken away since import,
+    a user's taskset)."""
+    if PINNING:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu})
 
 
 def forget_pool() -> None:
