@@ -46,6 +46,7 @@ def test_an_optimizers_updates_reach_the_workers(steps, seed, batch_norm, optimi
             "adam": lambda m: optim.Adam(m.parameters(), lr=0.01)}[optimizer]
     opt_shares, opt_plain = make(in_shares), make(plain)
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    arrays = [t.data for t in share_processes.tensors_of(in_shares)]     # taken before training
     with cut_every_batch():
         for k in range(steps):
             x, target = batch(seed + k, 4, 2, 8, 3, 0.2)
@@ -58,6 +59,7 @@ def test_an_optimizers_updates_reach_the_workers(steps, seed, batch_norm, optimi
             opt_shares.step()
             opt_plain.step()
     assert len(first_workers) == 1
+    assert all(a is t.data for a, t in zip(arrays, share_processes.tensors_of(in_shares)))   # still its own
     assert_same_weights(in_shares, plain)
 
 
