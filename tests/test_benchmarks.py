@@ -10,22 +10,29 @@ where torch is not installed.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinyseg
+from tinyseg import autograd
 from tinyseg import functional as F
-from tinyseg.complexity import count_parameters
+from tinyseg.complexity import count_macs, count_parameters
+from tinyseg.complexity.counting import ResultArrays
 from tinyseg.models import build_model
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 
 import bench_models  # noqa: E402
+import bench_traffic  # noqa: E402
 import bench_unet_step  # noqa: E402
 import report  # noqa: E402
 from common import cpu_model, growth_exponent  # noqa: E402
@@ -204,3 +211,81 @@ def test_bench_ops_unet_layers_are_the_shapes_the_unet_step_convolves(monkeypatc
     cases = bench_ops.unet_layer_cases(32)
     assert [(case["c_in"], case["c_out"], case["size"]) for case in cases] == seen
     assert len(seen) == 14 and cases[0]["name"] == "conv+relu 3->16 @32 (encoder.0.0)"
+
+
+# ----------------------------------------------------------- bench_traffic.py: the step's bytes, counted
+
+shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, broadcast_axis=st.integers(0, 3))
+def test_traffic_counts_an_elementwise_pass_its_operands_and_result(shape, broadcast_axis):
+    a = np.ones(shape, np.float32)
+    b_shape = tuple(1 if i == broadcast_axis else n for i, n in enumerate(shape))
+    b = np.ones(b_shape, np.float64)                        # broadcast: its own bytes, read once
+    with bench_traffic.counting() as tally:
+        x, y = bench_traffic.counted(a), bench_traffic.counted(b)
+        total = x * y                                        # float64: written at 8 bytes a number
+        x.T.reshape(-1) if x.ndim > 1 else None             # a view where it can, a copy where it must
+        views = x[..., ::2], x.transpose(), np.broadcast_to(y, (2,) + y.shape)
+    assert isinstance(total, bench_traffic.Counted) and all(isinstance(v, bench_traffic.Counted) for v in views)
+    assert tally.calls["multiply"] == 1
+    assert tally.read["multiply"] == a.nbytes + b.nbytes
+    assert tally.written["multiply"] == a.size * 8
+    copies = tally.written.get("reshape (a copy)", 0)
+    assert copies == (a.nbytes if a.ndim > 1 and sum(n > 1 for n in shape) > 1 else 0)
+    assert set(tally.calls) <= {"multiply", "reshape (a copy)"}       # views move nothing
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 5), k=st.integers(1, 5), n=st.integers(1, 5), pad=st.integers(0, 2))
+def test_traffic_counts_products_apart_and_a_call_once_whatever_numpy_does_inside(m, k, n, pad):
+    with bench_traffic.counting() as tally:
+        a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)      # made Counted, written
+        np.empty((m, n)), np.empty_like(b)                   # nothing written yet
+        a @ b
+        np.dot(a, b)
+        padded = np.pad(a, pad)                              # NumPy's pad makes and fills arrays inside
+        padded[:m, :k] = a                                   # an assignment: reads a, writes the slice
+        np.copyto(padded[:m, :k], a)                         # the same
+        a.sum(axis=0)                                        # a reduction: reads a, writes k numbers
+        np.concatenate([a, a])
+        every_other = padded[:, ::2]
+        np.ascontiguousarray(every_other)                    # a copy unless already contiguous
+    copied = 0 if every_other.flags.c_contiguous else every_other.nbytes
+    assert tally.flops == 2 * (2 * m * n * k)
+    read = a.nbytes * (1 + 1 + 1 + 1 + 2) + copied              # pad, setitem, copyto, sum, concatenate
+    written = a.nbytes + b.nbytes + padded.nbytes + 2 * a.nbytes + k * 4 + 2 * a.nbytes + copied
+    assert tally.outside_products() == (read, written)          # ones, pad, setitem + copyto, sum, ...
+    assert tally.calls["pad"] == 1 and tally.calls["setitem"] == 1 and tally.calls["copyto"] == 1
+
+
+def test_traffic_of_a_unet_step_sees_its_products_and_every_activation_written():
+    """The products of a step are about three times the forward's MACs (forward, input and weight
+    gradients; a few percent more where the fast kernels' rows run over the padding), and outside
+    them every layer output is written at least once: a count that missed a kind of call would
+    fail one of the two."""
+    command = [sys.executable, os.path.join(BENCHMARKS, "bench_traffic.py"), "--batch", "2", "--size", "64",
+               "--batch-norm", "--optimizer", "adam"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    flops = float(re.search(r"([0-9.e+-]+) GFLOP", done.stdout).group(1)) * 1e9
+    passes_written = float(re.search(r"written [0-9.]+ MiB \(([0-9.]+) passes\)", done.stdout).group(1))
+    model = build_model(dict(SMALL["unet"], base_channels=16, depth=3, batch_norm=True))
+    forward_macs = count_macs(model(tinyseg.Tensor(np.zeros((2, 3, 64, 64), np.float32))))
+    assert 2 * 3 * forward_macs * 0.95 <= flops <= 2 * 3 * forward_macs * 1.15
+    assert passes_written >= 1
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_traffic_layer_outputs_are_the_results_of_the_textbook_graphs_layers(batch_norm):
+    model = build_model(dict(SMALL["unet"], batch_norm=batch_norm))
+    with ResultArrays():                   # while a recording is on, every layer runs on its own
+        output = model(tinyseg.Tensor(np.zeros((2, 3, 16, 16), np.float32)))
+    layers = {"conv2d", "batch_norm", "relu", "max_pool2d", "conv_transpose2d", "cat"}
+    graph_bytes = sum(4 * math.prod(entry.shape) for entry in autograd.topological_order(output)
+                      if isinstance(entry, autograd.Node) and entry.op in layers)
+    unet = SMALL["unet"]
+    assert graph_bytes == bench_traffic.layer_output_bytes(2, 16, unet["base_channels"], unet["depth"],
+                                                           unet["num_classes"], batch_norm)
