@@ -33,6 +33,7 @@ sys.path.insert(0, BENCHMARKS)
 
 import bench_models  # noqa: E402
 import bench_traffic  # noqa: E402
+import traffic  # noqa: E402
 import bench_unet_step  # noqa: E402
 import report  # noqa: E402
 from common import cpu_model, growth_exponent  # noqa: E402
@@ -213,7 +214,7 @@ def test_bench_ops_unet_layers_are_the_shapes_the_unet_step_convolves(monkeypatc
     assert len(seen) == 14 and cases[0]["name"] == "conv+relu 3->16 @32 (encoder.0.0)"
 
 
-# ----------------------------------------------------------- bench_traffic.py: the step's bytes, counted
+# ----------------------------------------------------------- traffic.py, bench_traffic.py: bytes counted
 
 shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
 
@@ -224,12 +225,12 @@ def test_traffic_counts_an_elementwise_pass_its_operands_and_result(shape, broad
     a = np.ones(shape, np.float32)
     b_shape = tuple(1 if i == broadcast_axis else n for i, n in enumerate(shape))
     b = np.ones(b_shape, np.float64)                        # broadcast: its own bytes, read once
-    with bench_traffic.counting() as tally:
-        x, y = bench_traffic.counted(a), bench_traffic.counted(b)
+    with traffic.counting() as tally:
+        x, y = traffic.counted(a), traffic.counted(b)
         total = x * y                                        # float64: written at 8 bytes a number
         x.T.reshape(-1) if x.ndim > 1 else None             # a view where it can, a copy where it must
         views = x[..., ::2], x.transpose(), np.broadcast_to(y, (2,) + y.shape)
-    assert isinstance(total, bench_traffic.Counted) and all(isinstance(v, bench_traffic.Counted) for v in views)
+    assert isinstance(total, traffic.Counted) and all(isinstance(v, traffic.Counted) for v in views)
     assert tally.calls["multiply"] == 1
     assert tally.read["multiply"] == a.nbytes + b.nbytes
     assert tally.written["multiply"] == a.size * 8
@@ -241,7 +242,7 @@ def test_traffic_counts_an_elementwise_pass_its_operands_and_result(shape, broad
 @settings(max_examples=30, deadline=None)
 @given(m=st.integers(1, 5), k=st.integers(1, 5), n=st.integers(1, 5), pad=st.integers(0, 2))
 def test_traffic_counts_products_apart_and_a_call_once_whatever_numpy_does_inside(m, k, n, pad):
-    with bench_traffic.counting() as tally:
+    with traffic.counting() as tally:
         a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)      # made Counted, written
         np.empty((m, n)), np.empty_like(b)                   # nothing written yet
         a @ b
@@ -257,7 +258,7 @@ def test_traffic_counts_products_apart_and_a_call_once_whatever_numpy_does_insid
     assert tally.flops == 2 * (2 * m * n * k)
     read = a.nbytes * (1 + 1 + 1 + 1 + 2) + copied              # pad, setitem, copyto, sum, concatenate
     written = a.nbytes + b.nbytes + padded.nbytes + 2 * a.nbytes + k * 4 + 2 * a.nbytes + copied
-    assert tally.outside_products() == (read, written)          # ones, pad, setitem + copyto, sum, ...
+    assert tally.outside_products()[:2] == (read, written)      # ones, pad, setitem + copyto, sum, ...
     assert tally.calls["pad"] == 1 and tally.calls["setitem"] == 1 and tally.calls["copyto"] == 1
 
 
@@ -289,3 +290,19 @@ def test_traffic_layer_outputs_are_the_results_of_the_textbook_graphs_layers(bat
     unet = SMALL["unet"]
     assert graph_bytes == bench_traffic.layer_output_bytes(2, 16, unet["base_channels"], unet["depth"],
                                                            unet["num_classes"], batch_norm)
+
+
+def test_traffic_counts_a_region_written_again_while_recent_once_to_memory():
+    whole = np.zeros(2 * traffic.BLOCK_BYTES // 4, np.float32)       # larger than the cache
+    with traffic.counting() as tally:
+        x = traffic.counted(whole)
+        sample = x[:1024]
+        sample *= 2                        # to memory
+        sample += 1                        # the same region, lately written: in cache
+        x[:1024] += 1                      # the same (and x[:1024] = x[:1024] after it moves nothing)
+        x[1024:2048] = 3                   # another region: to memory
+        x *= 2                             # the whole array: more than the cache holds, to memory
+        x += 1                             # and again
+        np.ones(16) * 2                    # a small array: in cache
+    assert tally.outside_products()[2] == 2 * 1024 * 4 + 2 * whole.nbytes
+    assert tally.calls["setitem"] == 1 and tally.calls["add"] == 3
