@@ -101,7 +101,7 @@ class Tally:
         return written
 
     def outside_products(self) -> tuple:
-        """(bytes read, bytes written, of those into arrays over BLOCK_BYTES) outside the products."""
+        """(bytes read, bytes written, of those the bytes to memory) outside the products."""
         names = [name for name in self.calls if name not in PRODUCTS]
         tallies = (self.read, self.written, self.written_to_memory)
         return tuple(sum(counts[n] for n in names) for counts in tallies)
@@ -111,7 +111,7 @@ TALLY = Tally()
 
 
 def calling_function() -> str:
-    """'functional/bands.py:columns', the tinyseg function nearest the NumPy call on the stack."""
+    """'functional/bands.py:Bands.columns', the tinyseg function nearest the NumPy call on the stack."""
     frame = sys._getframe(1)
     while frame is not None:
         path = frame.f_code.co_filename
@@ -212,8 +212,7 @@ class Counted(np.ndarray):
         operands = arrays_in(inputs)
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
         flops = product_flops("matmul", operands, result) if ufunc.__name__ == "matmul" else 0
-        written = out if out is not None else (result,)
-        written = arrays_in(written)
+        written = arrays_in(out if out is not None else (result,))
         TALLY.add(name, sum(map(extent, operands)), sum(map(extent, written)), written[:1], flops)
         if out is None:
             return counted(result)
