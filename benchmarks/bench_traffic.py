@@ -47,7 +47,11 @@ def layer_output_bytes(batch: int, size: int, base: int, depth: int, num_classes
 
 
 def count_step(batch: int, size: int, batch_norm: bool, optimizer: str) -> tuple:
-    """(Tally of the second training step, activation bytes), U-Net base 16, depth 3, 4 classes."""
+    """(Tally of the second training step, activation bytes), U-Net base 16, depth 3, 4 classes.
+
+    The benchmarks' U-Net and batch (steps.py's CONFIGS["unet"] and make_batch) are written out
+    here: steps.py imports this checkout's tinyseg, and --code may name another version.
+    """
     import tinyseg.functional as F
     from tinyseg import optim
     from tinyseg.models import build_model
@@ -70,7 +74,8 @@ def count_step(batch: int, size: int, batch_norm: bool, optimizer: str) -> tuple
             step_rule.zero_grad()
             F.cross_entropy(model(x), counted(labels)).backward()
             step_rule.step()
-    return tally, layer_output_bytes(batch, size, 16, 3, config["num_classes"], batch_norm)
+    return tally, layer_output_bytes(batch, size, config["base_channels"], config["depth"],
+                                     config["num_classes"], batch_norm)
 
 
 def report(tally: Tally, activations: int, top: int) -> str:

@@ -123,7 +123,9 @@ def calling_function() -> str:
 
 
 def whole_array(array):
-    """The array that owns `array`'s memory (a slice or a reshape is a view of it)."""
+    """The array that owns `array`'s memory (a slice or a reshape is a view of it). Not
+    tinyseg.complexity's storage(): a Counted view's owner is a plain ndarray, and this file
+    imports no tinyseg (bench_traffic.py counts whichever version --code names)."""
     while isinstance(getattr(array, "base", None), np.ndarray):
         array = array.base
     return array
